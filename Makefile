@@ -1,0 +1,51 @@
+# Thin wrappers around the course CLI. `make run` and `make test` do all the setup.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run test lint up down status bench lock
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+# The venv is rebuilt only when the lock or the package metadata changed since the last install.
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; set PYTHON=/path/to/python3.11")'
+	@test -x $(BIN)/python || { echo "==> creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo "==> installing pinned packages from requirements.lock (first time: about 2 minutes)"
+	@$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -q -r requirements.lock
+	@$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+	@echo "==> $(VENV) is ready"
+
+setup: $(STAMP)  ## create or refresh the venv from requirements.lock
+
+run: setup  ## start the embedded stack and run the course's smoke job
+	$(BIN)/course up
+	$(BIN)/course smoke
+
+test: setup  ## run the whole test suite (starts its own stack on its own ports)
+	$(BIN)/python -m pytest
+
+lint: setup  ## ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+up: setup  ## start the stack
+	$(BIN)/course up
+
+down: setup  ## stop the stack
+	$(BIN)/course down
+
+status: setup  ## show what runs where
+	$(BIN)/course status
+
+bench: setup  ## run the benchmarks
+	$(BIN)/python benchmarks/clickhouse_server.py
+
+lock:  ## re-pin requirements.lock from the current venv
+	@{ echo "# Exact pins for the one course venv (Python 3.11). Install with: pip install -r requirements.lock"; \
+	   echo "# Regenerate after a change with: make lock"; \
+	   $(BIN)/python -m pip freeze --all --exclude-editable | grep -vE '^(-e |pip==)'; } > requirements.lock

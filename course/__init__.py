@@ -1,0 +1,1 @@
+"""The course runtime: settings, stack control, embedded servers and the `course` CLI."""

@@ -1,0 +1,1 @@
+"""The embedded ClickHouse server: chDB behind the ClickHouse HTTP interface."""
