@@ -54,7 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         log.info("ClickHouse %s ready on http://%s:%d", engine.version,
                  settings.clickhouse_host, settings.clickhouse_port)
         yield
+        # Clean up here, not after server.run(): uvicorn re-raises SIGTERM once it returns.
         task.cancel()
+        handler.pool.shutdown(wait=True, cancel_futures=True)
+        engine.close()
+        log.info("stopped; data is on disk")
 
     config = uvicorn.Config(
         build_app(handler, lifespan=lifespan),
@@ -71,12 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         date_header=False,
     )
     server = uvicorn.Server(config)
-    try:
-        server.run()
-    finally:
-        handler.pool.shutdown(wait=True, cancel_futures=True)
-        engine.close()
-        log.info("stopped; data is on disk")
+    server.run()
     return 0 if server.started else 1
 
 

@@ -1,0 +1,78 @@
+"""One embedded stack per test session, on its own port and state folder.
+
+The server is started the way a learner starts it (`course up clickhouse`), so the tests
+cover the CLI too, and it never touches the learner's `.stack/` or port 8123.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import clickhouse_connect
+import pytest
+
+from course.settings import Settings, load_settings
+
+COURSE = [sys.executable, "-m", "course.cli"]
+TEST_PASSWORD = "test-pass-\u00e9"  # non-ASCII on purpose: clients must encode it right
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stack_env(home: Path, port: int, password: str = TEST_PASSWORD) -> dict[str, str]:
+    """Environment for a `course` process that manages a test stack."""
+    return {**os.environ, "COURSE_HOME": str(home), "CLICKHOUSE_HOST": "127.0.0.1",
+            "CLICKHOUSE_PORT": str(port), "CLICKHOUSE_USER": "default",
+            "CLICKHOUSE_PASSWORD": password}
+
+
+def course(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the `course` CLI with `env`; output is captured for assertions."""
+    proc = subprocess.run([*COURSE, *args], env=env, capture_output=True, text=True, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"course {' '.join(args)} failed ({proc.returncode}):\n"
+                             f"{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def stack_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stack")
+
+
+@pytest.fixture(scope="session")
+def clickhouse_settings(stack_home: Path) -> Iterator[Settings]:
+    """Settings of the session's embedded ClickHouse server, started for the tests."""
+    env = stack_env(stack_home, free_port())
+    course(env, "up", "clickhouse")
+    yield load_settings(env=env)
+    course(env, "down", "clickhouse", check=False)
+
+
+@pytest.fixture(scope="session")
+def clickhouse_env(clickhouse_settings: Settings) -> dict[str, str]:
+    """The process environment plus the test server's settings, for child processes."""
+    return {**os.environ, **clickhouse_settings.client_env()}
+
+
+def make_client(settings: Settings, **kwargs):
+    return clickhouse_connect.get_client(
+        host=settings.clickhouse_host, port=settings.clickhouse_port,
+        username=settings.clickhouse_user, password=settings.clickhouse_password, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def ch_client(clickhouse_settings: Settings):
+    """A clickhouse-connect client (HTTP) on the session's server."""
+    client = make_client(clickhouse_settings)
+    yield client
+    client.close()
