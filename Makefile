@@ -45,7 +45,8 @@ status: setup  ## show what runs where
 bench: setup  ## run the benchmarks
 	$(BIN)/python benchmarks/clickhouse_server.py
 
-lock:  ## re-pin requirements.lock from the current venv
+lock:  ## re-pin requirements.lock (and environment.yml) from the current venv
 	@{ echo "# Exact pins for the one course venv (Python 3.11). Install with: pip install -r requirements.lock"; \
 	   echo "# Regenerate after a change with: make lock"; \
 	   $(BIN)/python -m pip freeze --all --exclude-editable | grep -vE '^(-e |pip==)'; } > requirements.lock
+	$(BIN)/python -m course.pins

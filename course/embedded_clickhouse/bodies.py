@@ -51,7 +51,8 @@ class _Decoder:
 
     def finish(self) -> None:
         if self._in_frame:
-            raise BodyError(self.error_name, "Request body ends in the middle of a compressed frame")
+            raise BodyError(self.error_name,
+                            "Request body ends in the middle of a compressed frame")
 
 
 class _Lz4(_Decoder):
