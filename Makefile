@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+SHELL  := /bin/bash
+# Some pip configurations warn once per package about missing mirror folders; keep the noise out.
+QUIET_PIP := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
 .DEFAULT_GOAL := help
 .PHONY: help setup run test lint up down status bench lock
@@ -15,8 +18,8 @@ $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; set PYTHON=/path/to/python3.11")'
 	@test -x $(BIN)/python || { echo "==> creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
 	@echo "==> installing pinned packages from requirements.lock (first time: about 2 minutes)"
-	@$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -q -r requirements.lock
-	@$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
+	@set -o pipefail; $(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -q -r requirements.lock $(QUIET_PIP)
+	@set -o pipefail; $(BIN)/python -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e . $(QUIET_PIP)
 	@touch $(STAMP)
 	@echo "==> $(VENV) is ready"
 

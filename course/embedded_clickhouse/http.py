@@ -304,7 +304,7 @@ class ClickHouseHTTP:
                 summary = await self.insert(conn, ex)
                 await self.blocking(scope.exit)
                 return Response(b"", headers=self.headers(ex.query_id, summary=summary))
-            if ex.returns_rows and not ex.wait_end:
+            if ex.returns_rows and not ex.wait_end and ex.kind in sql.STREAMED_STATEMENTS:
                 return await self.stream(conn, ex, scope)
             result = await self.blocking(
                 conn.query, ex.sql.decode("utf-8", "replace"), ex.fmt, ex.query_params)

@@ -16,6 +16,9 @@ ROW_STATEMENTS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXIST
                             "CHECK", "VALUES", "("})
 # Statements a GET request may run (the real server makes GET read-only).
 READ_ONLY_STATEMENTS = ROW_STATEMENTS | {"SET", "USE"}
+# Row statements chDB can stream block by block; SHOW, DESCRIBE, EXISTS, EXPLAIN, ... are
+# refused by its streaming API ("Streaming query is not supported") and run whole instead.
+STREAMED_STATEMENTS = frozenset({"SELECT", "WITH", "("})
 
 _SPACE = b" \t\r\n\f\v"
 _WORD_START = set(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
@@ -129,9 +132,11 @@ def has_several_statements(sql: bytes) -> bool:
 def output_format(sql: bytes) -> str | None:
     """The format named by a trailing `FORMAT name` clause, if the statement has one."""
     toks = [t for t in tokens(sql) if t.text != b";"]
-    for prev, tok in zip(toks[-3:], toks[-2:], strict=False):
-        if prev.kind == "word" and prev.upper == "FORMAT" and tok.kind in ("word", "quoted"):
-            return tok.text.strip(b"`\"").decode()
+    if len(toks) < 3:  # `EXISTS format`, `DESC format`: a table named format, no clause
+        return None
+    prev, tok = toks[-2], toks[-1]
+    if prev.kind == "word" and prev.upper == "FORMAT" and tok.kind in ("word", "quoted"):
+        return tok.text.strip(b"`\"").decode()
     return None
 
 
@@ -156,10 +161,13 @@ def split_insert(buf: bytes, *, complete: bool) -> InsertSplit | None:
         if prev is not None and prev.upper == "FORMAT" and prev.kind == "word":
             if tok.kind not in ("word", "quoted"):
                 return None
+            offset = _skip_to_data(buf, tok.end)
+            if not complete and offset == len(buf) and buf[offset - 1] != 0x0A:
+                raise IncompleteSQL  # the line break that ends the head may be in the next chunk
             return InsertSplit(
                 head=buf[: prev.start].decode("utf-8"),
                 format=tok.text.strip(b"`\"").decode(),
-                data_offset=_skip_to_data(buf, tok.end),
+                data_offset=offset,
             )
         if word == "VALUES":
             return InsertSplit(head=buf[: tok.start].decode("utf-8"), format="Values",
