@@ -5,12 +5,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
-from .services import EmbeddedClickHouse, ServiceError
 from .settings import Settings, SettingsError, load_settings
+from .stack import BackgroundService, EmbeddedClickHouse, EmbeddedPostgres, ServiceError
+from .stack.airflow import AirflowStandalone
+from .stack.docker import DockerStack, engine_answers
 
-SERVICES = {"clickhouse": EmbeddedClickHouse}
-CORE_SERVICES = ["clickhouse"]
+EMBEDDED: dict[str, type[BackgroundService]] = {
+    "clickhouse": EmbeddedClickHouse,
+    "postgres": EmbeddedPostgres,
+    "airflow": AirflowStandalone,
+}
+# Airflow is opt-in: it costs about 1 GB of RAM and only the orchestration lessons need it.
+CORE_SERVICES = ["clickhouse", "postgres"]
 
 
 def human_bytes(n: int) -> str:
@@ -22,41 +30,105 @@ def human_bytes(n: int) -> str:
     return f"{n} B"
 
 
-def pick(names: list[str], settings: Settings) -> list:
-    unknown = [n for n in names if n not in SERVICES]
+def resolve_mode(args: argparse.Namespace, settings: Settings) -> str:
+    """`--mode`, else COURSE_MODE; `auto` is docker when an engine answers, else embedded."""
+    mode = getattr(args, "mode", None) or settings.mode
+    if mode == "auto":
+        return "docker" if engine_answers(timeout=3) else "embedded"
+    return mode
+
+
+def service_names(names: list[str]) -> list[str]:
+    unknown = [n for n in names if n not in EMBEDDED]
     if unknown:
         raise SettingsError(f"unknown service {', '.join(unknown)}; services: "
-                            + ", ".join(SERVICES))
-    return [SERVICES[n](settings) for n in (names or CORE_SERVICES)]
+                            + ", ".join(EMBEDDED))
+    return names or CORE_SERVICES
+
+
+def embedded(names: list[str], settings: Settings) -> list[BackgroundService]:
+    return [EMBEDDED[n](settings) for n in service_names(names)]
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
-    for service in pick(args.services, settings):
-        print(service.start())
+    started = time.monotonic()
+    if resolve_mode(args, settings) == "docker":
+        for line in DockerStack(settings).up(service_names(args.services)):
+            print(line)
+    else:
+        for service in embedded(args.services, settings):
+            print(service.start())
+    print(f"up in {time.monotonic() - started:.1f} s; `course status` shows what runs where")
     return 0
 
 
 def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
-    for service in reversed(pick(args.services, settings)):
+    names = service_names(args.services) if args.services else list(EMBEDDED)
+    if args.purge and not args.yes:
+        answer = input(f"Delete the data of {', '.join(names)} in {settings.home}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return 1
+    if resolve_mode(args, settings) == "docker":
+        for line in DockerStack(settings).down(names, purge=args.purge):
+            print(line)
+        return 0
+    services = embedded(names, settings)
+    for service in reversed(services):
         print(service.stop())
+    if args.purge:
+        for service in services:
+            print(service.purge())
     return 0
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    statuses = [s.status() for s in pick(args.services, settings)]
+    mode = resolve_mode(args, settings)
+    names = service_names(args.services) if args.services else list(EMBEDDED)
+    if mode == "docker":
+        statuses = DockerStack(settings).status(names)
+    else:
+        statuses = [s.status() for s in embedded(names, settings)]
     if args.json:
-        print(json.dumps({"mode": "embedded", "home": str(settings.home),
+        print(json.dumps({"mode": mode, "home": str(settings.home),
                           "services": [s.as_dict() for s in statuses]}, indent=2))
         return 0
-    print(f"mode: embedded    state folder: {settings.home}")
+    print(f"mode: {mode}    state folder: {settings.home}")
     print(f"{'service':<12}{'state':<8}{'address':<28}{'version':<12}{'data':>10}")
     for s in statuses:
         state = "up" if s.running else "down"
         print(f"{s.name:<12}{state:<8}{s.address:<28}{s.version or '-':<12}"
               f"{human_bytes(s.data_bytes):>10}")
         if s.detail:
-            print(f"  ! {s.detail}")
+            print(f"  {s.detail}")
     return 0
+
+
+def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
+    (name,) = service_names([args.service])
+    if resolve_mode(args, settings) == "docker":
+        return DockerStack(settings).logs(name, args.lines, args.follow)
+    service = EMBEDDED[name](settings)
+    print(service.tail(args.lines))
+    if args.follow:
+        with open(service.log_file, errors="replace") as log:
+            log.seek(0, 2)
+            try:
+                while True:
+                    line = log.readline()
+                    if line:
+                        print(line, end="", flush=True)
+                    else:
+                        time.sleep(0.3)
+            except KeyboardInterrupt:
+                return 0
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
+    from .doctor import run_doctor
+
+    return run_doctor(settings)
 
 
 def cmd_smoke(args: argparse.Namespace, settings: Settings) -> int:
@@ -69,19 +141,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="course", description="Run the course's analytics stack (settings: .env).")
     sub = parser.add_subparsers(dest="command", required=True)
+    services_help = f"{', '.join(EMBEDDED)} (default: {' and '.join(CORE_SERVICES)})"
 
-    up = sub.add_parser("up", help="start services (default: the core services)")
-    up.add_argument("services", nargs="*", metavar="SERVICE", help=", ".join(SERVICES))
+    def add_mode(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--mode", choices=["embedded", "docker", "auto"],
+                       help="where the stack runs (default: COURSE_MODE, else auto)")
+
+    up = sub.add_parser("up", help="start services")
+    up.add_argument("services", nargs="*", metavar="SERVICE", help=services_help)
+    add_mode(up)
     up.set_defaults(func=cmd_up)
 
-    down = sub.add_parser("down", help="stop services (default: the core services)")
+    down = sub.add_parser("down", help="stop services (default: all)")
     down.add_argument("services", nargs="*", metavar="SERVICE")
+    down.add_argument("--purge", action="store_true", help="also delete their data")
+    down.add_argument("--yes", action="store_true", help="do not ask before --purge")
+    add_mode(down)
     down.set_defaults(func=cmd_down)
 
     status = sub.add_parser("status", help="what runs where, its version and data size")
     status.add_argument("services", nargs="*", metavar="SERVICE")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    add_mode(status)
     status.set_defaults(func=cmd_status)
+
+    logs = sub.add_parser("logs", help="the last lines of a service's log")
+    logs.add_argument("service", metavar="SERVICE")
+    logs.add_argument("-n", "--lines", type=int, default=50)
+    logs.add_argument("-f", "--follow", action="store_true")
+    add_mode(logs)
+    logs.set_defaults(func=cmd_logs)
+
+    doctor = sub.add_parser("doctor", help="check this machine for the stack, with fixes")
+    doctor.set_defaults(func=cmd_doctor)
 
     smoke = sub.add_parser("smoke", help="create a table, load rows, query them back")
     smoke.add_argument("--rows", type=int, default=100_000)

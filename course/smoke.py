@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import clickhouse_connect
 
-from .services import ServiceError
+from .stack import ServiceError
 from .settings import Settings
 
 

@@ -7,9 +7,11 @@ cover the CLI too, and it never touches the learner's `.stack/` or port 8123.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,11 +30,26 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def stack_env(home: Path, port: int, password: str = TEST_PASSWORD) -> dict[str, str]:
+def stack_env(home: Path, port: int, password: str = TEST_PASSWORD,
+              postgres_port: int | None = None) -> dict[str, str]:
     """Environment for a `course` process that manages a test stack."""
-    return {**os.environ, "COURSE_HOME": str(home), "CLICKHOUSE_HOST": "127.0.0.1",
-            "CLICKHOUSE_PORT": str(port), "CLICKHOUSE_USER": "default",
-            "CLICKHOUSE_PASSWORD": password}
+    return {**os.environ, "COURSE_HOME": str(home), "COURSE_MODE": "embedded",
+            "CLICKHOUSE_HOST": "127.0.0.1", "CLICKHOUSE_PORT": str(port),
+            "CLICKHOUSE_USER": "default", "CLICKHOUSE_PASSWORD": password,
+            "POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": str(postgres_port or free_port()),
+            "POSTGRES_USER": "course_test", "POSTGRES_PASSWORD": "pg-" + password,
+            "POSTGRES_DB": "shop_test", "AIRFLOW_PORT": str(free_port())}
+
+
+def open_folder(prefix: str) -> Path:
+    """A new temporary folder that PostgreSQL's own system user can pass through.
+
+    pytest's tmp_path lives under a 0700 folder of root; PostgreSQL refuses to run as root
+    and runs as `course-postgres`, which must reach its data folder.
+    """
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    return path
 
 
 def course(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -45,17 +62,25 @@ def course(env: dict[str, str], *args: str, check: bool = True) -> subprocess.Co
 
 
 @pytest.fixture(scope="session")
-def stack_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("stack")
+def stack_home() -> Iterator[Path]:
+    home = open_folder("course-test-stack-")
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def clickhouse_settings(stack_home: Path) -> Iterator[Settings]:
-    """Settings of the session's embedded ClickHouse server, started for the tests."""
+def stack_settings(stack_home: Path) -> Iterator[Settings]:
+    """Settings of the session's embedded stack (ClickHouse and PostgreSQL), started once."""
     env = stack_env(stack_home, free_port())
-    course(env, "up", "clickhouse")
+    course(env, "up")
     yield load_settings(env=env)
-    course(env, "down", "clickhouse", check=False)
+    course(env, "down", check=False)
+
+
+@pytest.fixture(scope="session")
+def clickhouse_settings(stack_settings: Settings) -> Settings:
+    """Settings of the session's stack, for tests that need only ClickHouse."""
+    return stack_settings
 
 
 @pytest.fixture(scope="session")

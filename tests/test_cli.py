@@ -1,4 +1,4 @@
-"""The `course` CLI: up, status, down, and the errors a learner is likely to meet."""
+"""The `course` CLI: up, status, down, logs, and the errors a learner is likely to meet."""
 
 from __future__ import annotations
 
@@ -8,26 +8,38 @@ import socket
 from conftest import course, free_port, stack_env
 
 
-def test_status_json_reports_the_running_server(clickhouse_settings, clickhouse_env):
+def status_of(env, name: str) -> dict:
+    services = json.loads(course(env, "status", "--json").stdout)["services"]
+    return next(s for s in services if s["name"] == name)
+
+
+def test_status_json_reports_the_running_stack(stack_settings, clickhouse_env):
     out = json.loads(course(clickhouse_env, "status", "--json").stdout)
-    (svc,) = out["services"]
-    assert svc["name"] == "clickhouse" and svc["running"] is True
-    assert svc["address"] == clickhouse_settings.clickhouse_url
-    assert svc["version"].startswith("26.")
+    assert out["mode"] == "embedded"
+    by_name = {s["name"]: s for s in out["services"]}
+    assert by_name["clickhouse"]["running"] and by_name["clickhouse"]["version"].startswith("26.")
+    assert by_name["clickhouse"]["address"] == stack_settings.clickhouse_url
+    assert by_name["postgres"]["running"] and by_name["postgres"]["version"].startswith("18.")
+    assert by_name["postgres"]["data_bytes"] > 1_000_000
+    assert by_name["airflow"]["running"] is False  # opt-in, not a core service
 
 
 def test_up_twice_is_a_no_op(clickhouse_env):
-    before = json.loads(course(clickhouse_env, "status", "--json").stdout)["services"][0]["pid"]
-    out = course(clickhouse_env, "up", "clickhouse").stdout
-    assert "already running" in out
-    after = json.loads(course(clickhouse_env, "status", "--json").stdout)["services"][0]["pid"]
-    assert before == after
+    before = status_of(clickhouse_env, "clickhouse")["pid"]
+    out = course(clickhouse_env, "up").stdout
+    assert out.count("already running") == 2
+    assert status_of(clickhouse_env, "clickhouse")["pid"] == before
+
+
+def test_logs_show_the_server_log(clickhouse_env):
+    out = course(clickhouse_env, "logs", "clickhouse", "-n", "200").stdout
+    assert "ready on http://127.0.0.1" in out
 
 
 def test_unknown_service_names_the_known_ones(clickhouse_env):
     proc = course(clickhouse_env, "up", "clickhuose", check=False)
     assert proc.returncode == 2
-    assert "unknown service clickhuose" in proc.stderr and "clickhouse" in proc.stderr
+    assert "unknown service clickhuose" in proc.stderr and "postgres" in proc.stderr
 
 
 def test_bad_port_setting_names_the_variable(tmp_path):
@@ -37,14 +49,15 @@ def test_bad_port_setting_names_the_variable(tmp_path):
     assert proc.returncode == 2 and "CLICKHOUSE_PORT" in proc.stderr
 
 
-def test_port_in_use_is_refused_with_the_fix(tmp_path):
+def test_port_in_use_names_port_holder_and_variable(tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        env = stack_env(tmp_path, busy.getsockname()[1])
-        proc = course(env, "up", check=False)
+        port = busy.getsockname()[1]
+        proc = course(stack_env(tmp_path, port), "up", check=False)
     assert proc.returncode == 1
-    assert "already in use" in proc.stderr and "CLICKHOUSE_PORT" in proc.stderr
+    assert f"port {port}" in proc.stderr and "already in use by pid" in proc.stderr
+    assert "CLICKHOUSE_PORT" in proc.stderr
 
 
 def test_public_address_without_password_is_refused(tmp_path):
@@ -54,13 +67,40 @@ def test_public_address_without_password_is_refused(tmp_path):
     assert proc.returncode == 1 and "CLICKHOUSE_PASSWORD" in proc.stderr
 
 
+def test_state_folder_not_writable_is_named(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    proc = course(stack_env(blocker / "state", free_port()), "up", check=False)
+    assert proc.returncode == 1
+    assert "not writable" in proc.stderr and "COURSE_HOME" in proc.stderr
+
+
 def test_stale_pid_file_is_ignored(tmp_path):
     env = stack_env(tmp_path, free_port())
     pid_file = tmp_path / "run" / "clickhouse.pid"
     pid_file.parent.mkdir(parents=True)
     pid_file.write_text("999999\n")
-    status = json.loads(course(env, "status", "--json").stdout)["services"][0]
-    assert status["running"] is False and not pid_file.exists()
+    assert status_of(env, "clickhouse")["running"] is False
+    assert not pid_file.exists()
+
+
+def test_down_with_nothing_running_is_fine(tmp_path):
+    out = course(stack_env(tmp_path, free_port()), "down").stdout
+    assert out.count("not running") == 3
+
+
+def test_purge_asks_first_and_keeps_data_without_yes(tmp_path):
+    data = tmp_path / "clickhouse" / "data"
+    data.mkdir(parents=True)
+    proc = course(stack_env(tmp_path, free_port()), "down", "clickhouse", "--purge",
+                  check=False)  # stdin is empty: the answer is "no"
+    assert proc.returncode != 0 and data.exists()
+
+
+def test_docker_mode_without_engine_says_what_to_do(tmp_path):
+    proc = course(stack_env(tmp_path, free_port()), "up", "--mode", "docker", check=False)
+    assert proc.returncode == 1
+    assert "no Docker engine answers" in proc.stderr and "--mode embedded" in proc.stderr
 
 
 def test_smoke_job_passes(clickhouse_env):
