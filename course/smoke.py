@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import clickhouse_connect
 
-from .stack import ServiceError
 from .settings import Settings
+from .stack import ServiceError
 
 
 def client(settings: Settings, **kwargs):

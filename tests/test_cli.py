@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import socket
 
-from conftest import course, free_port, stack_env
+from conftest import course, free_port, open_folder, stack_env
 
 
 def status_of(env, name: str) -> dict:
@@ -106,3 +106,28 @@ def test_docker_mode_without_engine_says_what_to_do(tmp_path):
 def test_smoke_job_passes(clickhouse_env):
     out = course(clickhouse_env, "smoke", "--rows", "20000").stdout
     assert "smoke job passed: 20,000 rows" in out
+
+
+def test_doctor_passes_on_a_fit_machine():
+    home = open_folder("course-doctor-")  # reachable by PostgreSQL's own user, unlike tmp_path
+    proc = course(stack_env(home, free_port()), "doctor", check=False)
+    assert proc.returncode == 0, proc.stdout
+    assert "Python 3." in proc.stdout and "Docker engine" in proc.stdout
+
+
+def test_doctor_names_a_busy_port_and_its_fix(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = course(stack_env(tmp_path, port), "doctor", check=False)
+    assert proc.returncode == 1
+    assert f"[FAIL] port {port} (clickhouse) is in use" in proc.stdout
+    assert "set CLICKHOUSE_PORT=<free port> in .env" in proc.stdout
+
+
+def test_doctor_names_an_unwritable_state_folder(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    proc = course(stack_env(blocker / "state", free_port()), "doctor", check=False)
+    assert proc.returncode == 1 and "is not writable" in proc.stdout
