@@ -121,10 +121,12 @@ async def decoded(chunks: AsyncIterator[bytes], encoding: str | None) -> AsyncIt
         return
     factory = _DECODERS.get(encoding)
     if factory is None:
+        # As ClickHouse's chooseCompressionMethod(): NOT_IMPLEMENTED (HTTP 501).
         raise BodyError(
-            "UNKNOWN_COMPRESSION_METHOD",
-            f"Unknown HTTP Content-Encoding '{encoding}'; supported: "
-            + ", ".join(supported_encodings()),
+            "NOT_IMPLEMENTED",
+            f"Unknown compression method '{encoding}'. Only 'none', "
+            + ", ".join(f"'{name}'" for name in supported_encodings())
+            + " are supported as compression methods",
         )
     decoder = factory()
     async for chunk in chunks:

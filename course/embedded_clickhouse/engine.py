@@ -92,6 +92,23 @@ class Engine:
             sess.timeout = timeout
             return sess
 
+    def check_read_only(self, query: str, params: dict[str, str]) -> None:
+        """Raise the engine's own error for `query` under readonly=1 (a syntax error first).
+
+        It runs on a throwaway connection where readonly forbids any change, so nothing
+        happens; a statement that gets through is left to the caller to refuse.
+        """
+        conn = self.connect()
+        try:
+            conn.query("SET readonly = 1")
+            conn.query(query, "Null", params=params)
+        except Exception as exc:
+            err = check(self, exc)
+            if err.name != "READONLY":
+                raise err from None
+        finally:
+            conn.close()
+
     def release(self, sess: Session) -> None:
         sess.last_used = time.monotonic()
         sess.lock.release()

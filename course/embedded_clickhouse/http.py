@@ -135,6 +135,9 @@ class ClickHouseHTTP:
 
     async def query(self, request: Request) -> Response:
         query_id = request.query_params.get("query_id") or str(uuid.uuid4())
+        # A bare `GET /` is the real server's static "Ok." handler: it asks for no credentials.
+        if request.method in ("GET", "HEAD") and request.url.path == "/" and not request.url.query:
+            return PlainTextResponse("Ok.\n")
         try:
             self.authenticate(request)
             if (request.method in ("GET", "HEAD") and "query" not in request.query_params
@@ -155,7 +158,9 @@ class ClickHouseHTTP:
 
     def authenticate(self, request: Request) -> None:
         h, p = request.headers, request.query_params
-        user, password = h.get("x-clickhouse-user"), h.get("x-clickhouse-key")
+        # Header values arrive as latin-1 text; clients send UTF-8 bytes, as the server reads.
+        user, password = (_utf8_header(h.get("x-clickhouse-user")),
+                          _utf8_header(h.get("x-clickhouse-key")))
         auth = h.get("authorization", "")
         if user is None and auth.lower().startswith("basic "):
             try:
@@ -199,6 +204,9 @@ class ClickHouseHTTP:
                 "SYNTAX_ERROR", "Syntax error (Multi-statements are not allowed): failed at "
                 "position of the second statement")
         if request.method == "GET" and ex.kind not in sql.READ_ONLY_STATEMENTS:
+            # The real server parses before it checks readonly: a typo is a SYNTAX_ERROR.
+            await self.blocking(self.engine.check_read_only,
+                                query_text.decode("utf-8", "replace"), ex.query_params)
             raise self.engine.errors.error(
                 "READONLY", "Cannot execute query in readonly mode. For queries over HTTP, "
                 "method GET implies readonly. You should use method POST for modifying queries")
@@ -368,9 +376,10 @@ class ClickHouseHTTP:
                     chunk = await self.blocking(stream.fetch)
             except Exception as exc:  # the headers are gone: end the body the way ClickHouse does
                 err = check(self.engine, exc)
-                message = self.engine.errors.body(err).decode()
-                yield (f"\r\n__exception__\r\n{tag}\r\n{message}"
-                       f"{len(message)} {tag}\r\n__exception__\r\n").encode()
+                message = self.engine.errors.body(err).rstrip(b"\n")
+                # The length field counts the message's bytes, without its line break.
+                yield (b"\r\n__exception__\r\n" + tag.encode() + b"\r\n" + message
+                       + f"\n{len(message)} {tag}\r\n__exception__\r\n".encode())
             finally:
                 with contextlib.suppress(Exception):
                     await self.blocking(stream.close)
@@ -392,7 +401,7 @@ class RequestScope:
     def __init__(self, server: ClickHouseHTTP, conn, session: Session | None,
                  ex: Exchange) -> None:
         self.server, self.conn, self.session, self.ex = server, conn, session, ex
-        self.saved_settings: dict[str, str] = {}
+        self.saved_settings: dict[str, str | None] = {}  # None: was at its default
         self.saved_database: str | None = None
         self.done = False
 
@@ -403,9 +412,11 @@ class RequestScope:
                 ).strip()
             if ex.settings:
                 names = ", ".join(_quote(n) for n in ex.settings)
-                rows = conn.query(f"SELECT name, value FROM system.settings WHERE name IN "
-                                  f"({names})", "TSV").bytes().decode()
-                self.saved_settings = dict(line.split("\t", 1) for line in rows.splitlines())
+                rows = conn.query(f"SELECT name, changed, value FROM system.settings "
+                                  f"WHERE name IN ({names})", "TSV").bytes().decode()
+                for line in rows.splitlines():
+                    name, changed, value = line.split("\t", 2)
+                    self.saved_settings[name] = value if changed == "1" else None
         if ex.database:
             conn.query(f"USE {_ident(ex.database)}")
         if ex.settings:
@@ -428,12 +439,23 @@ class RequestScope:
             for name, *_ in self.ex.external:
                 self.conn.query(f"DROP TEMPORARY TABLE IF EXISTS {_ident(name)}")
             if self.saved_settings:
-                self.conn.query("SET " + ", ".join(f"{_ident(k)} = {_quote(v)}"
-                                                   for k, v in self.saved_settings.items()))
+                # DEFAULT, not the old value: a setting the session never SET stays unchanged.
+                self.conn.query("SET " + ", ".join(
+                    f"{_ident(k)} = {'DEFAULT' if v is None else _quote(v)}"
+                    for k, v in self.saved_settings.items()))
             if self.saved_database:
                 self.conn.query(f"USE {_ident(self.saved_database)}")
         finally:
             self.server.engine.release(self.session)
+
+
+def _utf8_header(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
 
 
 def _ident(name: str) -> str:
