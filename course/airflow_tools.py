@@ -1,0 +1,178 @@
+"""Run and draw the course's DAGs from notebooks and tests, without the Airflow UI.
+
+A DAG runs with `dag.test()` in a child process that gets Airflow's configuration from the
+course settings (see `course.stack.airflow.airflow_environment`), so a notebook kernel keeps
+no Airflow state between lessons. The child prints one JSON line with each task's state.
+
+    python -m course.airflow_tools test DAG_ID     # run it, print the task table
+    python -m course.airflow_tools graph DAG_ID    # print its tasks and edges as JSON
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .settings import Settings, load_settings
+from .stack.airflow import DAGS_FOLDER, airflow_environment
+
+RESULT_MARK = "COURSE_DAG_RESULT "
+
+
+class DagRunFailed(RuntimeError):
+    """A DAG run ended in failure; `tasks` holds every task's state for the report."""
+
+    def __init__(self, message: str, tasks: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.tasks = tasks
+
+
+def airflow_env(settings: Settings) -> dict[str, str]:
+    """The environment of an Airflow process for these settings (venv bin first on PATH)."""
+    env = {**os.environ, **settings.client_env(), **airflow_environment(settings)}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def ensure_metadata_db(settings: Settings) -> None:
+    """Create Airflow's SQLite metadata database on first use (`airflow db migrate`)."""
+    home = settings.home / "airflow"
+    marker = home / ".migrated"
+    if marker.exists():
+        return
+    home.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"],
+                            env=airflow_env(settings), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"`airflow db migrate` failed:\n{result.stdout}\n{result.stderr}")
+    marker.write_text("ok\n")
+
+
+def _child(command: str, dag_id: str, settings: Settings, timeout: float) -> tuple[
+        subprocess.CompletedProcess, Any]:
+    ensure_metadata_db(settings)
+    proc = subprocess.run([sys.executable, "-m", "course.airflow_tools", command, dag_id],
+                          env=airflow_env(settings), capture_output=True, text=True,
+                          timeout=timeout)
+    payload = None
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT_MARK):
+            payload = json.loads(line[len(RESULT_MARK):])
+    return proc, payload
+
+
+def run_dag_test(dag_id: str, settings: Settings | None = None, timeout: float = 1800):
+    """Run `dag_id` once with `dag.test()` and return a DataFrame: task, state, seconds, tries.
+
+    Raises DagRunFailed (with the table in `.tasks`) when any task did not succeed.
+    """
+    import pandas as pd
+
+    settings = settings or load_settings()
+    started = time.perf_counter()
+    proc, result = _child("test", dag_id, settings, timeout)
+    if result is None:
+        raise RuntimeError(f"dag.test() of {dag_id} did not report (exit {proc.returncode}):\n"
+                           f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    table = pd.DataFrame(result["tasks"], columns=["task_id", "state", "seconds", "tries"])
+    table.attrs["wall_seconds"] = time.perf_counter() - started
+    table.attrs["log"] = proc.stdout + proc.stderr
+    if result["state"] != "success":
+        failed = table.loc[table.state != "success", "task_id"].tolist()
+        raise DagRunFailed(f"DAG {dag_id} ended {result['state']}; tasks not successful: "
+                           f"{', '.join(failed)}", result["tasks"])
+    return table
+
+
+def dag_graph(dag_id: str, settings: Settings | None = None) -> dict[str, Any]:
+    """The DAG's tasks with their upstream task ids and task-group ids, from a parse."""
+    proc, result = _child("graph", dag_id, settings or load_settings(), timeout=600)
+    if result is None:
+        raise RuntimeError(f"cannot parse {dag_id}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return result
+
+
+def draw_dag(dag_id: str, settings: Settings | None = None, ax=None):
+    """Draw the DAG's task graph left to right, one column per dependency level."""
+    import matplotlib.pyplot as plt
+
+    graph = dag_graph(dag_id, settings)
+    tasks = {t["task_id"]: t for t in graph["tasks"]}
+    level: dict[str, int] = {}
+
+    def depth(task_id: str) -> int:
+        if task_id not in level:
+            ups = tasks[task_id]["upstream"]
+            level[task_id] = 1 + max((depth(u) for u in ups), default=-1)
+        return level[task_id]
+
+    for task_id in tasks:
+        depth(task_id)
+    columns: dict[int, list[str]] = {}
+    for task_id, lvl in sorted(level.items(), key=lambda kv: (kv[1], kv[0])):
+        columns.setdefault(lvl, []).append(task_id)
+    pos = {t: (lvl, -i + (len(col) - 1) / 2) for lvl, col in columns.items()
+           for i, t in enumerate(col)}
+    height = max(len(c) for c in columns.values())
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(8, 2.6 * len(columns)), max(3, 0.45 * height)))
+    for task_id, task in tasks.items():
+        for up in task["upstream"]:
+            (x0, y0), (x1, y1) = pos[up], pos[task_id]
+            ax.annotate("", xy=(x1 - 0.05, y1), xytext=(x0 + 0.05, y0),
+                        arrowprops={"arrowstyle": "->", "color": "#999999", "lw": 0.8})
+    palette = {"preflight": "#dbeafe", "ingest": "#dcfce7", "dbt": "#fef3c7"}
+    for task_id, (x, y) in pos.items():
+        group = task_id.split(".", 1)[0] if "." in task_id else ""
+        ax.text(x, y, task_id.split(".")[-1], ha="center", va="center", fontsize=8,
+                bbox={"boxstyle": "round,pad=0.3", "fc": palette.get(group, "#f3f4f6"),
+                      "ec": "#6b7280"})
+    ax.set_xlim(-0.7, len(columns) - 0.3)
+    ax.set_ylim(-height / 2 - 0.5, height / 2 + 0.5)
+    ax.set_axis_off()
+    ax.set_title(f"DAG {dag_id}: {len(tasks)} tasks")
+    return ax.figure
+
+
+# -- the child process ------------------------------------------------------------------------
+
+
+def _load_dag(dag_id: str):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+    if bag.import_errors:
+        raise SystemExit(f"DAG import errors: {bag.import_errors}")
+    dag = bag.get_dag(dag_id)
+    if dag is None:
+        raise SystemExit(f"no DAG {dag_id!r} in {DAGS_FOLDER}; DAGs: {sorted(bag.dag_ids)}")
+    return dag
+
+
+def _child_test(dag_id: str) -> None:
+    dag = _load_dag(dag_id)
+    run = dag.test()
+    tasks = []
+    for ti in sorted(run.get_task_instances(), key=lambda t: (t.start_date is None,
+                                                               t.start_date, t.task_id)):
+        tasks.append({"task_id": ti.task_id, "state": str(ti.state or "none"),
+                      "seconds": round(ti.duration or 0.0, 2), "tries": ti.try_number})
+    state = str(run.state)
+    print(RESULT_MARK + json.dumps({"state": state, "tasks": tasks}), flush=True)
+
+
+def _child_graph(dag_id: str) -> None:
+    dag = _load_dag(dag_id)
+    tasks = [{"task_id": t.task_id, "upstream": sorted(t.upstream_task_ids)}
+             for t in dag.tasks]
+    print(RESULT_MARK + json.dumps({"dag_id": dag_id, "tasks": tasks}), flush=True)
+
+
+if __name__ == "__main__":
+    command, name = sys.argv[1], sys.argv[2]
+    {"test": _child_test, "graph": _child_graph}[command](name)
