@@ -726,3 +726,41 @@ def test_ping_answers_while_a_long_query_runs(http, clickhouse_settings):
     finally:
         thread.join(30)
     assert done.is_set() and time.monotonic() - started >= 3.0
+
+
+# -- big results in formats that are one document, not a sequence of blocks ---------------------
+
+BIG = "SELECT number, toString(number) AS s FROM numbers(2000000)"
+
+
+@pytest.mark.parametrize("wait_end", ["0", "1"])
+def test_big_json_result_is_one_valid_document(http, wait_end):
+    resp = http.post("/", content=BIG + " FORMAT JSON", params={"wait_end_of_query": wait_end})
+    doc = json.loads(resp.content)
+    # UInt64 is a bare JSON number: output_format_json_quote_64bit_integers is 0 in ClickHouse 26
+    assert doc["rows"] == 2_000_000 and doc["data"][-1] == {"number": 1999999, "s": "1999999"}
+
+
+def test_big_csv_with_names_has_one_header(http):
+    resp = http.post("/", content=BIG + " FORMAT CSVWithNames")
+    lines = resp.content.splitlines()
+    assert lines[0] == b'"number","s"' and len(lines) == 2_000_001
+    assert lines.count(b'"number","s"') == 1
+
+
+def test_big_arrow_stream_is_one_stream(http):
+    import pyarrow as pa
+
+    resp = http.post("/", content=BIG + " FORMAT ArrowStream")
+    table = pa.ipc.open_stream(resp.content).read_all()
+    assert table.num_rows == 2_000_000
+
+
+@pytest.mark.parametrize("wait_end", ["0", "1"])
+def test_big_tab_separated_result_is_complete(http, wait_end):
+    resp = http.post("/", content=BIG, params={"wait_end_of_query": wait_end})
+    assert resp.status_code == 200
+    assert resp.content.count(b"\n") == 2_000_000
+    assert resp.content.endswith(b"1999999\t1999999\n")
+    if wait_end == "1":  # finished before the headers: a length, and a summary
+        assert int(resp.headers["content-length"]) == len(resp.content)

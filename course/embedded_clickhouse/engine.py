@@ -46,6 +46,12 @@ class Session:
     timeout: float
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_used: float = field(default_factory=time.monotonic)
+    # URL settings and `database` of the last request, still applied (see RequestScope), and
+    # the session's own values underneath them (None: the setting is at its default).
+    url_settings: dict[str, str] = field(default_factory=dict)
+    own_settings: dict[str, str | None] = field(default_factory=dict)
+    url_database: str | None = None
+    own_database: str | None = None
 
 
 class Engine:

@@ -16,6 +16,7 @@ import hmac
 import json
 import logging
 import secrets
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -50,6 +51,7 @@ TRANSPORT_PARAMS = frozenset({
 EXTERNAL_SUFFIXES = ("_structure", "_format", "_types", "_names")
 INSERT_BATCH_BYTES = 1 << 20  # hand chDB about 1 MiB at a time; fewer thread hops, flat memory
 MAX_HEAD_BYTES = 256 * 1024  # ClickHouse's default max_query_size
+SPOOL_MEMORY_BYTES = 8 << 20  # a waited-for result moves from memory to a temp file past this
 DEFAULT_SESSION_TIMEOUT = 60.0
 
 
@@ -312,7 +314,10 @@ class ClickHouseHTTP:
                 summary = await self.insert(conn, ex)
                 await self.blocking(scope.exit)
                 return Response(b"", headers=self.headers(ex.query_id, summary=summary))
-            if ex.returns_rows and not ex.wait_end and ex.kind in sql.STREAMED_STATEMENTS:
+            if (ex.returns_rows and ex.kind in sql.STREAMED_STATEMENTS
+                    and ex.fmt.lower() in sql.CONCATENABLE_FORMATS):
+                if ex.wait_end:
+                    return await self.spooled(conn, ex, scope)
                 return await self.stream(conn, ex, scope)
             result = await self.blocking(
                 conn.query, ex.sql.decode("utf-8", "replace"), ex.fmt, ex.query_params)
@@ -389,44 +394,107 @@ class ClickHouseHTTP:
         headers["X-ClickHouse-Exception-Tag"] = tag
         return StreamingResponse(chunks(), headers=headers)
 
+    async def spooled(self, conn, ex: Exchange, scope: RequestScope) -> Response:
+        """`wait_end_of_query=1`: finish the query before the headers, as ClickHouse does, so
+        an error still gets its HTTP status. The result waits in a temporary file once it
+        outgrows SPOOL_MEMORY_BYTES, so a big result does not sit in the server's memory."""
+        started = time.perf_counter()
+        # Closed by the response body once sent, so no `with` block here.
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)  # noqa: SIM115
+        try:
+            size = await self.blocking(_drain, conn, ex, spool)
+        except BaseException:
+            spool.close()
+            raise
+        await self.blocking(scope.exit)
+        spool.seek(0)
+        summary = {"result_bytes": size, "elapsed_ns": int((time.perf_counter() - started) * 1e9)}
+        headers = self.headers(ex.query_id, ex.fmt, summary)
+        headers["Content-Length"] = str(size)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                while block := await self.blocking(spool.read, 1 << 20):
+                    yield block
+            finally:
+                spool.close()
+
+        return StreamingResponse(chunks(), headers=headers)
+
+
+def _drain(conn, ex: Exchange, out) -> int:
+    """Run the query and write its whole result to `out`; returns the byte count."""
+    size = 0
+    with conn.send_query(ex.sql.decode("utf-8", "replace"), ex.fmt, ex.query_params) as stream:
+        for chunk in stream:
+            data = chunk.bytes()
+            out.write(data)
+            size += len(data)
+    return size
+
 
 class RequestScope:
-    """Per-request state on a connection: database, settings, external tables; undone at exit.
+    """Per-request state on a connection: database, settings, external tables.
 
-    A sessionless connection is simply closed. On a session connection the previous database
-    and setting values come back, because the real server applies URL settings and `database`
-    to one query, while SET inside the session persists.
+    A sessionless connection is simply closed at exit. On a session, the real server applies
+    URL settings and `database` to one query, while SET and USE inside the session persist.
+    Clients such as clickhouse-connect send the same URL settings with every request, so a
+    session keeps the last request's URL settings applied and remembers the session's own
+    values under them; only a request with other URL settings, or a SET/USE, puts the
+    session's own values back first. Each query thus sees exactly what the real server shows.
     """
 
     def __init__(self, server: ClickHouseHTTP, conn, session: Session | None,
                  ex: Exchange) -> None:
         self.server, self.conn, self.session, self.ex = server, conn, session, ex
-        self.saved_settings: dict[str, str | None] = {}  # None: was at its default
-        self.saved_database: str | None = None
         self.done = False
 
     def enter(self) -> None:
-        conn, ex = self.conn, self.ex
-        if self.session is not None and (ex.settings or ex.database):
-            self.saved_database = conn.query("SELECT currentDatabase()", "TSV").bytes().decode(
-                ).strip()
+        conn, ex, sess = self.conn, self.ex, self.session
+        if sess is None:
+            if ex.database:
+                conn.query(f"USE {_ident(ex.database)}")
             if ex.settings:
-                names = ", ".join(_quote(n) for n in ex.settings)
-                rows = conn.query(f"SELECT name, changed, value FROM system.settings "
-                                  f"WHERE name IN ({names})", "TSV").bytes().decode()
-                for line in rows.splitlines():
-                    name, changed, value = line.split("\t", 2)
-                    self.saved_settings[name] = value if changed == "1" else None
-        if ex.database:
-            conn.query(f"USE {_ident(ex.database)}")
-        if ex.settings:
-            conn.query("SET " + ", ".join(f"{_ident(k)} = {_quote(v)}"
-                                          for k, v in ex.settings.items()))
+                conn.query(_set_statement(ex.settings))
+        else:
+            resets = ex.kind in ("SET", "USE")  # these must act on the session's own state
+            self.apply_settings(sess, {} if resets else ex.settings)
+            self.apply_database(sess, None if resets else ex.database)
         for name, structure, fmt, data in ex.external:
             conn.query(f"CREATE TEMPORARY TABLE {_ident(name)} ({structure}) ENGINE = Memory")
             inserter = conn.send_insert(f"INSERT INTO {_ident(name)}", fmt)
             inserter.append(data)
             inserter.finish()
+
+    def apply_settings(self, sess: Session, wanted: dict[str, str]) -> None:
+        if sess.url_settings == wanted:
+            return
+        if sess.own_settings:
+            # DEFAULT, not the old value, for a setting the session never SET itself.
+            self.conn.query(_set_statement(sess.own_settings))
+        sess.url_settings, sess.own_settings = {}, {}
+        if not wanted:
+            return
+        names = ", ".join(_quote(n) for n in wanted)
+        rows = self.conn.query(f"SELECT name, changed, value FROM system.settings "
+                               f"WHERE name IN ({names})", "TSV").bytes().decode()
+        own: dict[str, str | None] = {}
+        for line in rows.splitlines():
+            name, changed, value = line.split("\t", 2)
+            own[name] = value if changed == "1" else None
+        self.conn.query(_set_statement(wanted))  # an unknown setting fails here, as it should
+        sess.url_settings, sess.own_settings = dict(wanted), own
+
+    def apply_database(self, sess: Session, wanted: str | None) -> None:
+        if sess.url_database == wanted:
+            return
+        if sess.own_database is not None:
+            self.conn.query(f"USE {_ident(sess.own_database)}")
+        sess.url_database = sess.own_database = None
+        if wanted:
+            own = self.conn.query("SELECT currentDatabase()", "TSV").bytes().decode().strip()
+            self.conn.query(f"USE {_ident(wanted)}")
+            sess.url_database, sess.own_database = wanted, own
 
     def exit(self) -> None:
         if self.done:
@@ -438,15 +506,13 @@ class RequestScope:
         try:
             for name, *_ in self.ex.external:
                 self.conn.query(f"DROP TEMPORARY TABLE IF EXISTS {_ident(name)}")
-            if self.saved_settings:
-                # DEFAULT, not the old value: a setting the session never SET stays unchanged.
-                self.conn.query("SET " + ", ".join(
-                    f"{_ident(k)} = {'DEFAULT' if v is None else _quote(v)}"
-                    for k, v in self.saved_settings.items()))
-            if self.saved_database:
-                self.conn.query(f"USE {_ident(self.saved_database)}")
         finally:
             self.server.engine.release(self.session)
+
+
+def _set_statement(values: dict[str, str | None]) -> str:
+    return "SET " + ", ".join(f"{_ident(k)} = {'DEFAULT' if v is None else _quote(v)}"
+                              for k, v in values.items())
 
 
 def _utf8_header(value: str | None) -> str | None:

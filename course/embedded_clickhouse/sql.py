@@ -19,6 +19,14 @@ READ_ONLY_STATEMENTS = ROW_STATEMENTS | {"SET", "USE"}
 # Row statements chDB can stream block by block; SHOW, DESCRIBE, EXISTS, EXPLAIN, ... are
 # refused by its streaming API ("Streaming query is not supported") and run whole instead.
 STREAMED_STATEMENTS = frozenset({"SELECT", "WITH", "("})
+# Output formats whose blocks, written one after another, make one valid result. chDB's
+# streaming writes each block as a whole document, so a header (…WithNames), a wrapper (JSON,
+# XML), a separator between rows (Values) or a file layout (Arrow, Parquet) would repeat.
+CONCATENABLE_FORMATS = frozenset({
+    "tabseparated", "tsv", "tabseparatedraw", "tsvraw", "csv", "jsoneachrow", "jsonlines",
+    "ndjson", "jsonstringseachrow", "jsoncompacteachrow", "jsoncompactstringseachrow",
+    "customseparated", "tskv", "lineasstring", "rowbinary", "native",
+})
 
 _SPACE = b" \t\r\n\f\v"
 _WORD_START = set(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
