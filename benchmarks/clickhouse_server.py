@@ -241,6 +241,39 @@ def bench_insert(backends: list[Backend], df: pd.DataFrame, repeat: int) -> Row:
     return ratio_row(f"bulk insert {len(df):,} rows", times["server"], times["in-process"])
 
 
+def bench_insert_native(client: Any, conn: Any, rows: int, repeat: int) -> Row:
+    """The server's own share of a bulk insert: the same Native bytes on both sides.
+
+    insert_df's time is mostly clickhouse-connect turning the DataFrame into Native on the
+    client; here the body is encoded once, then POSTed to the server (raw_insert) or handed to
+    chDB's streaming insert in-process, so only the ingest path is compared.
+    """
+    body = bytes(conn.query(f"SELECT * FROM {TABLE}", "Native").bytes())
+    copy = f"{TABLE}_native"
+
+    def setup() -> None:
+        conn.query(f"DROP TABLE IF EXISTS {copy}")
+        conn.query(f"CREATE TABLE {copy} AS {TABLE}")
+        client.command(f"DROP TABLE IF EXISTS {copy}")
+        client.command(f"CREATE TABLE {copy} AS {TABLE}")
+
+    def in_process() -> None:
+        inserter = conn.send_insert(f"INSERT INTO {copy}", "Native")
+        inserter.append(body)
+        inserter.finish()
+
+    setup()
+    server_s = best_of(lambda: client.raw_insert(copy, insert_block=body, fmt="Native"), repeat,
+                       setup=lambda: client.command(f"TRUNCATE TABLE {copy}"))
+    inproc_s = best_of(in_process, repeat, setup=lambda: conn.query(f"TRUNCATE TABLE {copy}"))
+    for count in (client.command(f"SELECT count() FROM {copy}"),
+                  conn.query(f"SELECT count() FROM {copy}", "TSV").bytes().decode().strip()):
+        if int(count) != rows:
+            raise RuntimeError(f"Native insert: expected {rows} rows, table holds {count}")
+    return ratio_row(f"  same Native body, server work only ({len(body) / 2**20:.0f} MB)",
+                     server_s, inproc_s)
+
+
 def bench_group_by(backends: list[Backend], repeat: int) -> Row:
     """GROUP BY country, day with count/sum/avg; both sides must give the same answer.
 
@@ -562,6 +595,7 @@ def run(args: argparse.Namespace, workdir: Path) -> list[Row]:
             )
             backends: list[Backend] = [ServerBackend(client), InProcessBackend(conn)]
             rows = [bench_insert(backends, df, args.repeat)]
+            rows.append(bench_insert_native(client, conn, args.rows, args.repeat))
             rows.append(bench_group_by(backends, args.repeat))
             rows.append(bench_read(backends, args.rows, args.repeat))
             rows.extend(bench_tiny(backends, args.repeat))

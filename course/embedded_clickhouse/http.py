@@ -51,7 +51,7 @@ TRANSPORT_PARAMS = frozenset({
 EXTERNAL_SUFFIXES = ("_structure", "_format", "_types", "_names")
 INSERT_BATCH_BYTES = 1 << 20  # hand chDB about 1 MiB at a time; fewer thread hops, flat memory
 MAX_HEAD_BYTES = 256 * 1024  # ClickHouse's default max_query_size
-SPOOL_MEMORY_BYTES = 8 << 20  # a waited-for result moves from memory to a temp file past this
+SPOOL_MEMORY_BYTES = 64 << 20  # a waited-for result moves from memory to a temp file past this
 DEFAULT_SESSION_TIMEOUT = 60.0
 
 
@@ -309,15 +309,14 @@ class ClickHouseHTTP:
             conn = await self.blocking(self.engine.connect)
         scope = RequestScope(self, conn, session, ex)
         try:
+            if ex.wait_end and self.spoolable(ex):
+                return await self.spooled(conn, ex, scope)  # enters the scope itself
             await self.blocking(scope.enter)
             if ex.insert is not None:
                 summary = await self.insert(conn, ex)
                 await self.blocking(scope.exit)
                 return Response(b"", headers=self.headers(ex.query_id, summary=summary))
-            if (ex.returns_rows and ex.kind in sql.STREAMED_STATEMENTS
-                    and ex.fmt.lower() in sql.CONCATENABLE_FORMATS):
-                if ex.wait_end:
-                    return await self.spooled(conn, ex, scope)
+            if self.spoolable(ex):
                 return await self.stream(conn, ex, scope)
             result = await self.blocking(
                 conn.query, ex.sql.decode("utf-8", "replace"), ex.fmt, ex.query_params)
@@ -394,6 +393,12 @@ class ClickHouseHTTP:
         headers["X-ClickHouse-Exception-Tag"] = tag
         return StreamingResponse(chunks(), headers=headers)
 
+    @staticmethod
+    def spoolable(ex: Exchange) -> bool:
+        """Whether the result can be produced block by block (streamed or spooled)."""
+        return (ex.returns_rows and ex.kind in sql.STREAMED_STATEMENTS
+                and ex.fmt.lower() in sql.CONCATENABLE_FORMATS)
+
     async def spooled(self, conn, ex: Exchange, scope: RequestScope) -> Response:
         """`wait_end_of_query=1`: finish the query before the headers, as ClickHouse does, so
         an error still gets its HTTP status. The result waits in a temporary file once it
@@ -401,15 +406,25 @@ class ClickHouseHTTP:
         started = time.perf_counter()
         # Closed by the response body once sent, so no `with` block here.
         spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)  # noqa: SIM115
+
+        def execute() -> int:  # one trip to the pool: tiny queries pay for one hand-off
+            scope.enter()
+            size = _drain(conn, ex, spool)
+            scope.exit()
+            return size
+
         try:
-            size = await self.blocking(_drain, conn, ex, spool)
+            size = await self.blocking(execute)
         except BaseException:
             spool.close()
             raise
-        await self.blocking(scope.exit)
-        spool.seek(0)
         summary = {"result_bytes": size, "elapsed_ns": int((time.perf_counter() - started) * 1e9)}
         headers = self.headers(ex.query_id, ex.fmt, summary)
+        spool.seek(0)
+        if not spool._rolled:  # still in memory: send it as it is
+            body = spool.read()
+            spool.close()
+            return Response(body, headers=headers)
         headers["Content-Length"] = str(size)
 
         async def chunks() -> AsyncIterator[bytes]:
