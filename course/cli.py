@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from .settings import Settings, SettingsError, load_settings
 from .stack import BackgroundService, EmbeddedClickHouse, EmbeddedPostgres, ServiceError
@@ -137,6 +138,24 @@ def cmd_smoke(args: argparse.Namespace, settings: Settings) -> int:
     return run_smoke(settings, rows=args.rows)
 
 
+def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
+    from .loaders.commands import run_load
+
+    return run_load(settings, args.data)
+
+
+def cmd_reset(args: argparse.Namespace, settings: Settings) -> int:
+    from .loaders.commands import run_reset
+
+    return run_reset(settings, yes=args.yes)
+
+
+def cmd_data_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from .datagen import run_generate
+
+    return run_generate(args.orders, args.seed, args.out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="course", description="Run the course's analytics stack (settings: .env).")
@@ -178,6 +197,22 @@ def build_parser() -> argparse.ArgumentParser:
     smoke = sub.add_parser("smoke", help="create a table, load rows, query them back")
     smoke.add_argument("--rows", type=int, default=100_000)
     smoke.set_defaults(func=cmd_smoke)
+
+    load = sub.add_parser("load", help="check and load a data set (default: the sample in data/)")
+    load.add_argument("--data", type=Path, metavar="DIR", help="folder of the data set's CSV files")
+    load.set_defaults(func=cmd_load)
+
+    reset = sub.add_parser("reset", help="drop the course's databases and reload the sample data")
+    reset.add_argument("--yes", action="store_true", help="do not ask first")
+    reset.set_defaults(func=cmd_reset)
+
+    data = sub.add_parser("data", help="data sets")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    generate = data_sub.add_parser("generate", help="write a synthetic data set of any size")
+    generate.add_argument("--orders", type=int, required=True, metavar="N")
+    generate.add_argument("--seed", type=int, default=0, help="same seed, same files (default 0)")
+    generate.add_argument("--out", type=Path, required=True, metavar="DIR")
+    generate.set_defaults(func=cmd_data_generate)
     return parser
 
 
