@@ -6,6 +6,7 @@ no Airflow state between lessons. The child prints one JSON line with each task'
 
     python -m course.airflow_tools test DAG_ID     # run it, print the task table
     python -m course.airflow_tools graph DAG_ID    # print its tasks and edges as JSON
+    python -m course.airflow_tools dagbag -        # parse the folder: DAG ids, import errors
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ RESULT_MARK = "COURSE_DAG_RESULT "
 class DagRunFailed(RuntimeError):
     """A DAG run ended in failure; `tasks` holds every task's state for the report."""
 
-    def __init__(self, message: str, tasks: list[dict[str, Any]]) -> None:
+    def __init__(self, message: str, tasks: list[dict[str, Any]], log: str = "") -> None:
         super().__init__(message)
         self.tasks = tasks
+        self.log = log
 
 
 def airflow_env(settings: Settings) -> dict[str, str]:
@@ -85,7 +87,7 @@ def run_dag_test(dag_id: str, settings: Settings | None = None, timeout: float =
     if result["state"] != "success":
         failed = table.loc[table.state != "success", "task_id"].tolist()
         raise DagRunFailed(f"DAG {dag_id} ended {result['state']}; tasks not successful: "
-                           f"{', '.join(failed)}", result["tasks"])
+                           f"{', '.join(failed)}", result["tasks"], table.attrs["log"])
     return table
 
 
@@ -94,6 +96,15 @@ def dag_graph(dag_id: str, settings: Settings | None = None) -> dict[str, Any]:
     proc, result = _child("graph", dag_id, settings or load_settings(), timeout=600)
     if result is None:
         raise RuntimeError(f"cannot parse {dag_id}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return result
+
+
+def parse_dags(settings: Settings | None = None) -> dict[str, Any]:
+    """Parse the DAG folder once, as the DAG processor does: DAG ids, import errors, seconds."""
+    proc, result = _child("dagbag", "-", settings or load_settings(), timeout=600)
+    if result is None:
+        raise RuntimeError(f"cannot parse the DAG folder:\n{proc.stdout[-3000:]}\n"
+                           f"{proc.stderr[-3000:]}")
     return result
 
 
@@ -166,6 +177,17 @@ def _child_test(dag_id: str) -> None:
     print(RESULT_MARK + json.dumps({"state": state, "tasks": tasks}), flush=True)
 
 
+def _child_dagbag(_: str) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    started = time.perf_counter()
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+    seconds = time.perf_counter() - started
+    print(RESULT_MARK + json.dumps({"dag_ids": sorted(bag.dag_ids), "seconds": seconds,
+                                    "import_errors": {str(k): str(v) for k, v in
+                                                      bag.import_errors.items()}}), flush=True)
+
+
 def _child_graph(dag_id: str) -> None:
     dag = _load_dag(dag_id)
     tasks = [{"task_id": t.task_id, "upstream": sorted(t.upstream_task_ids)}
@@ -175,4 +197,4 @@ def _child_graph(dag_id: str) -> None:
 
 if __name__ == "__main__":
     command, name = sys.argv[1], sys.argv[2]
-    {"test": _child_test, "graph": _child_graph}[command](name)
+    {"test": _child_test, "graph": _child_graph, "dagbag": _child_dagbag}[command](name)
