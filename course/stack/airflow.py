@@ -97,6 +97,12 @@ class AirflowStandalone(BackgroundService):
     def prepare(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         DAGS_FOLDER.mkdir(parents=True, exist_ok=True)
+        # Cosmos renders the dbt project from its manifest: parse it now so that DAG parsing
+        # in the scheduler runs no dbt at all.
+        from ..dbt_tools import parse_manifest
+
+        print(f"{self.name}: parsing the dbt project for Cosmos (dbt parse)")
+        parse_manifest(self.settings)
         if not self.passwords_file.exists():
             # Our own random login, not a fixed default; `course status` shows it.
             self.passwords_file.write_text(json.dumps({ADMIN_USER: secrets.token_urlsafe(12)}))
