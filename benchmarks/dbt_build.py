@@ -111,6 +111,8 @@ def measure(
     started = time.perf_counter()
     loaded = load_all(settings, data_dir=data_dir)
     load_s = time.perf_counter() - started
+    steps = ", ".join(f"{step} {s:.1f} s" for step, s in getattr(loaded, "seconds", {}).items())
+    print(f"{name}: load {load_s:.1f} s ({steps})", flush=True)
     target = work / "dbt" / name
     started = time.perf_counter()
     proc = dbt_tools.run_dbt(

@@ -319,6 +319,86 @@ def test_a_row_postgres_rejects_is_named_and_nothing_changes(stack_settings, ch_
     assert staging_tables(ch_client) == []
 
 
+def test_source_copies_from_the_files_match_a_pull_from_postgres(stack_settings, ch_client,
+                                                                  tmp_path, reload_sample):
+    """`load_all` fills raw.pg_* from the source files instead of pulling them back out of
+    PostgreSQL: on values that differ most between CSV readers, both give the same rows."""
+    from course.loaders.clickhouse import Staging
+    from course.loaders.ingest import INGESTED, ingest_table
+
+    data = copy_sample(tmp_path)
+    with open(data / "postgres/user_activities.csv", "a", encoding="utf-8") as f:
+        f.write('901,1,page_view,\\N,2024-03-01 10:00:00+05\n'
+                '902,1,page_view,"/a, ""quoted"" page",2024-03-01 10:00:00.123456Z\n'
+                '903,1,page_view,,2024-03-01 10:00:00-03:30\n'
+                '904,1,page_view,"",2024-03-01 10:00:00.5+0130\n'
+                '905,1,page_view, spaced\\ ,1900-01-01 00:00:00Z\n'
+                "906,1,page_view,'single',2299-12-31 23:59:59.999999Z\n")
+    with open(data / "postgres/payment_transactions.csv", "a", encoding="utf-8") as f:
+        f.write("9001,1,-0.5,card,failed,2024-03-01 10:00:00+01,2024-03-01 10:00:00.25+01:00\n")
+    result = load_all(stack_settings, data)
+    assert result.ingested["raw.pg_user_activities"] == 16
+    with Staging(ch_client) as staging:
+        for table in INGESTED:
+            pulled = staging.create(f"pg_{table.table}")
+            assert ingest_table(ch_client, table, into=pulled) == \
+                result.ingested[table.target]
+            for a, b in ((pulled, table.target), (table.target, pulled)):
+                assert ch_client.command(
+                    f"SELECT count() FROM (SELECT * FROM {a} EXCEPT SELECT * FROM {b})") == 0
+    assert ch_client.query("SELECT page FROM raw.pg_user_activities WHERE activity_id "
+                           "IN (901, 903) ORDER BY activity_id").result_rows == [("\\N",), ("",)]
+
+
+def source_indexes(settings) -> list[tuple]:
+    with pg(settings) as conn:
+        return conn.execute(
+            """SELECT c.relname, pg_get_indexdef(i.indexrelid), k.conname, k.contype,
+                      obj_description(i.indexrelid, 'pg_class')
+               FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indrelid
+               LEFT JOIN pg_constraint AS k ON k.conindid = i.indexrelid
+               WHERE c.relname IN ('user_activities', 'inventory', 'payment_transactions')
+               ORDER BY 1, 2""").fetchall()
+
+
+def test_seeding_keeps_the_source_indexes_and_keys(stack_settings, ch_client):
+    """The COPY builds the indexes after the rows; they come back with the same definitions,
+    and a table whose index the rebuild would lose something of (a comment) keeps them."""
+    before = source_indexes(stack_settings)
+    assert {(r[0], r[2]) for r in before if r[3] == "p"} == {
+        ("user_activities", "user_activities_pkey"), ("inventory", "inventory_pkey"),
+        ("payment_transactions", "payment_transactions_pkey")}
+    load_all(stack_settings)
+    assert source_indexes(stack_settings) == before
+    with pg(stack_settings) as conn:
+        conn.execute("COMMENT ON INDEX inventory_updated_at IS 'kept'")
+    try:
+        load_all(stack_settings)
+        after = source_indexes(stack_settings)
+        assert [r[:4] for r in after] == [r[:4] for r in before]
+        assert [r[4] for r in after if r[1].startswith("CREATE INDEX inventory_updated_at")] \
+            == ["kept"]
+    finally:
+        with pg(stack_settings) as conn:
+            conn.execute("COMMENT ON INDEX inventory_updated_at IS NULL")
+    assert counts(stack_settings, ch_client) == SAMPLE
+
+
+def test_a_failed_clickhouse_side_rolls_postgres_back(stack_settings, ch_client, tmp_path,
+                                                      monkeypatch):
+    """The COPY runs next to the ClickHouse inserts; when those fail, nothing is committed."""
+    from course.loaders import pipeline
+
+    def broken(*args, **kwargs):
+        raise LoadError("ClickHouse failed on purpose")
+
+    monkeypatch.setattr(pipeline, "stage_source_copies", broken)
+    with pytest.raises(LoadError, match="on purpose"):
+        load_all(stack_settings, copy_sample(tmp_path))
+    assert counts(stack_settings, ch_client) == SAMPLE
+    assert staging_tables(ch_client) == []
+
+
 # --- init SQL -------------------------------------------------------------------------------
 
 def test_init_sql_is_one_statement_per_request_and_idempotent(stack_settings, ch_client):

@@ -21,7 +21,7 @@ from .schema import CLICKHOUSE_INIT_DIR, RAW_DB, RAW_FILES, DataFile, init_sql_f
 from .validate import read_header
 
 STAGING_PREFIX = "_load_"
-READ_BYTES = 1 << 20
+READ_BYTES = 4 << 20
 # Read the file exactly as validated: keep spaces around unquoted values (a stray space in an
 # email is one of the lessons' wrinkles), never read 'x' as a quoted string, and an empty value
 # is NULL in a Nullable column (the only columns validation lets be empty).
@@ -103,18 +103,20 @@ class Staging:
 
 
 def file_blocks(path: Path) -> Iterator[bytes]:
-    """The file in 1 MiB pieces: the insert streams, so memory stays flat at any size."""
+    """The file in 4 MiB pieces: the insert streams, so memory stays flat at any size."""
     with open(path, "rb") as f:
         while block := f.read(READ_BYTES):
             yield block
 
 
-def stage_csv(client: Client, staging: Staging, path: Path, spec: DataFile) -> None:
-    """Insert a validated CSV file into the staging copy of `raw.<spec.table>`."""
-    target = staging.create(spec.table)
+def stage_csv(client: Client, staging: Staging, path: Path, spec: DataFile,
+              table: str | None = None, settings: dict[str, object] | None = None) -> None:
+    """Insert a validated CSV file into the staging copy of `raw.<table>` (default: the
+    file's own table), read with `settings` (default: CSV_SETTINGS)."""
+    target = staging.create(table or spec.table)
     try:
         client.raw_insert(target, read_header(path), insert_block=file_blocks(path),
-                          settings=CSV_SETTINGS, fmt="CSVWithNames")
+                          settings=settings or CSV_SETTINGS, fmt="CSVWithNames")
     except ClickHouseError as exc:
         # The first line says what and where ("... (at row 4)"); the rest is a dump of rows.
         first = str(exc).strip().splitlines()[0]

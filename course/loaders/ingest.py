@@ -19,14 +19,25 @@ the condition down to PostgreSQL and only the new rows travel.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from ..settings import Settings
-from .clickhouse import Staging
+from .clickhouse import CSV_SETTINGS, Staging, stage_csv
 from .errors import LoadError
-from .schema import PG_SOURCE_DB, RAW_DB
+from .schema import PG_SOURCE_DB, RAW_DB, SOURCE_FILES
+
+# The source files read straight into raw.pg_* the way ClickHouse would receive the same values
+# from PostgreSQL (see `stage_source_copies`): timestamps with their offset (Z, +05, -03:30)
+# converted to UTC, and no text taken for NULL but the empty value, which becomes '' as
+# coalesce(page, '') makes it (PostgreSQL's CSV reads \N as text, so must we).
+SOURCE_CSV_SETTINGS = {
+    **CSV_SETTINGS,
+    "date_time_input_format": "best_effort",
+    "format_csv_null_representation": "",
+}
 
 # ClickHouse in the Docker stack reaches PostgreSQL by its compose service name and container
 # port, not by the host's address and published port that our settings hold.
@@ -137,3 +148,22 @@ def ingest_postgres(client: Client, settings: Settings, full: bool = False) -> d
                   for t in INGESTED}
         staging.publish()
     return counts
+
+
+def stage_source_copies(client: Client, staging: Staging, data_dir: Path) -> None:
+    """Stage the full `raw.pg_*` copies straight from the (validated) source CSV files.
+
+    Used by `load_all` instead of a full `ingest_postgres`: the load replaces the source
+    tables' rows with exactly these files (TRUNCATE and COPY in one transaction, published
+    together with these staging tables), so pulling them back out of PostgreSQL would bring
+    the very same rows, only slower (bounded by PostgreSQL's read speed). The values match
+    too: validation admits only text both servers read alike, and SOURCE_CSV_SETTINGS maps
+    what PostgreSQL's COPY and the SELECT of `Ingested` do (offsets to UTC, empty page to '').
+    tests/test_loaders.py compares both ways on tricky values. The incremental `ingest()`
+    still pulls from PostgreSQL, and its watermarks work on these copies as on pulled ones.
+    """
+    files = {spec.table: spec for spec in SOURCE_FILES}
+    for table in INGESTED:
+        spec = files[table.table]
+        stage_csv(client, staging, data_dir / spec.path, spec, table=f"pg_{table.table}",
+                  settings=SOURCE_CSV_SETTINGS)
