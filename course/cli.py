@@ -39,11 +39,14 @@ def resolve_mode(args: argparse.Namespace, settings: Settings) -> str:
     return mode
 
 
-def service_names(names: list[str]) -> list[str]:
-    unknown = [n for n in names if n not in EMBEDDED]
+def service_names(names: list[str], mode: str = "embedded") -> list[str]:
+    """The services named (default: the core ones); JupyterLab is a service in docker mode
+    only, since embedded mode runs the venv's own `jupyter lab`."""
+    known = [*EMBEDDED, "jupyter"] if mode == "docker" else list(EMBEDDED)
+    unknown = [n for n in names if n not in known]
     if unknown:
         raise SettingsError(f"unknown service {', '.join(unknown)}; services: "
-                            + ", ".join(EMBEDDED))
+                            + ", ".join(known))
     return names or CORE_SERVICES
 
 
@@ -54,7 +57,7 @@ def embedded(names: list[str], settings: Settings) -> list[BackgroundService]:
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     started = time.monotonic()
     if resolve_mode(args, settings) == "docker":
-        for line in DockerStack(settings).up(service_names(args.services)):
+        for line in DockerStack(settings).up(service_names(args.services, "docker")):
             print(line)
     else:
         for service in embedded(args.services, settings):
@@ -64,13 +67,17 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
-    names = service_names(args.services) if args.services else list(EMBEDDED)
+    mode = resolve_mode(args, settings)
+    names = service_names(args.services, mode) if args.services else list(EMBEDDED)
     if args.purge and not args.yes:
-        answer = input(f"Delete the data of {', '.join(names)} in {settings.home}? [y/N] ")
+        try:
+            answer = input(f"Delete the data of {', '.join(names)} in {settings.home}? [y/N] ")
+        except EOFError:  # no terminal to answer from
+            answer = ""
         if answer.strip().lower() not in ("y", "yes"):
-            print("nothing deleted")
+            print("nothing deleted; add --yes to delete without asking")
             return 1
-    if resolve_mode(args, settings) == "docker":
+    if mode == "docker":
         for line in DockerStack(settings).down(names, purge=args.purge):
             print(line)
         return 0
@@ -85,7 +92,7 @@ def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     mode = resolve_mode(args, settings)
-    names = service_names(args.services) if args.services else list(EMBEDDED)
+    names = service_names(args.services, mode) if args.services else list(EMBEDDED)
     if mode == "docker":
         statuses = DockerStack(settings).status(names)
     else:
@@ -106,8 +113,9 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
-    (name,) = service_names([args.service])
-    if resolve_mode(args, settings) == "docker":
+    mode = resolve_mode(args, settings)
+    (name,) = service_names([args.service], mode)
+    if mode == "docker":
         return DockerStack(settings).logs(name, args.lines, args.follow)
     service = EMBEDDED[name](settings)
     print(service.tail(args.lines))

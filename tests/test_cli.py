@@ -94,7 +94,24 @@ def test_purge_asks_first_and_keeps_data_without_yes(tmp_path):
     data.mkdir(parents=True)
     proc = course(stack_env(tmp_path, free_port()), "down", "clickhouse", "--purge",
                   check=False)  # stdin is empty: the answer is "no"
-    assert proc.returncode != 0 and data.exists()
+    assert proc.returncode == 1 and data.exists()
+    assert "nothing deleted" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_purge_with_yes_deletes_the_data(tmp_path):
+    data = tmp_path / "clickhouse" / "data"
+    data.mkdir(parents=True)
+    out = course(stack_env(tmp_path, free_port()), "down", "clickhouse", "--purge",
+                 "--yes").stdout
+    assert "deleted" in out and not data.exists()
+
+
+def test_jupyter_is_a_service_in_docker_mode_only(tmp_path):
+    env = stack_env(tmp_path, free_port())
+    embedded = course(env, "up", "jupyter", check=False)
+    assert embedded.returncode == 2 and "unknown service jupyter" in embedded.stderr
+    docker = course(env, "up", "jupyter", "--mode", "docker", check=False)
+    assert docker.returncode == 1 and "no Docker engine answers" in docker.stderr
 
 
 def test_docker_mode_without_engine_says_what_to_do(tmp_path):
