@@ -8,6 +8,7 @@ Tasks read the stack's addresses from the Airflow connections `clickhouse_defaul
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import os
 from pathlib import Path
@@ -89,6 +90,30 @@ def manifest_path(settings: Settings) -> Path:
     return default_target_path(settings) / "manifest.json"
 
 
+def freeze_heap(context: Any = None) -> None:
+    """Move every live object out of the garbage collector's reach before a dbt task runs.
+
+    Cosmos calls `gc.collect()` after each dbt invocation (to release the adapter's
+    semaphores). In a process that holds Airflow, dbt and the DAG (about a million objects)
+    that full collection took 0.5-1.5 s per task, as long as the dbt command itself. Frozen,
+    the collection walks only what the dbt run created. A collection first, so that no
+    garbage is frozen.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+# For every Cosmos task. `--no-write-json`: dbt writes manifest.json twice and
+# run_results.json once per invocation into Cosmos's throwaway copy of the project, a fifth to a
+# third of a task's dbt time; nothing reads them back except Cosmos's OpenLineage step, so
+# the tasks declare no Airflow assets (outlets). Pass/fail, and the name of a failing test,
+# come from dbt's result object and log, as before.
+DBT_OPERATOR_ARGS: dict[str, Any] = {
+    "on_execute_callback": freeze_heap,
+    "dbt_cmd_flags": ["--no-write-json"],
+}
+
+
 def cosmos_configs(settings: Settings | None = None) -> dict[str, Any]:
     """Keyword arguments for Cosmos's DbtTaskGroup: project, profile, execution and render.
 
@@ -134,7 +159,9 @@ def cosmos_configs(settings: Settings | None = None) -> dict[str, Any]:
                           test_behavior=TestBehavior.BUILD,
                           should_detach_multiple_parents_tests=True)
     return {"project_config": project, "profile_config": profile,
-            "execution_config": execution, "render_config": render}
+            "execution_config": execution, "render_config": render,
+            "operator_args": {**DBT_OPERATOR_ARGS,
+                              "dbt_cmd_flags": list(DBT_OPERATOR_ARGS["dbt_cmd_flags"])}}
 
 
 def check_source_tables(settings: Settings) -> dict[str, int]:
