@@ -11,31 +11,24 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 from course.airflow_tools import parse_dags, run_dag_test
 from course.dbt_tools import parse_manifest, run_dbt
 from course.loaders import load_all
 from course.settings import load_settings
+from course.stack.scratch import free_port, open_temp_folder
 
 TARGET_PARSE_S = 2.0
 TARGET_RATIO = 2.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def main() -> int:
-    home = Path(tempfile.mkdtemp(prefix="course-bench-dag-"))
-    home.chmod(0o755)  # PostgreSQL's own system user must reach its data folder
+    home = open_temp_folder("course-bench-dag-")
     env = {**os.environ, "COURSE_HOME": str(home), "COURSE_MODE": "embedded",
            "CLICKHOUSE_PORT": str(free_port()), "POSTGRES_PORT": str(free_port()),
            "AIRFLOW_PORT": str(free_port())}

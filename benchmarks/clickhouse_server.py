@@ -22,7 +22,6 @@ import os
 import platform
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,8 @@ import clickhouse_connect
 import numpy as np
 import pandas as pd
 import psutil
+
+from course.stack.scratch import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 COURSE = [sys.executable, "-m", "course.cli"]
@@ -440,11 +441,6 @@ def bench_stream_rss(client: Any, pid: int, rows: int, repeat: int) -> list[Row]
 # -- the private server -----------------------------------------------------------------------
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def course(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:

@@ -23,10 +23,8 @@ import argparse
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from dataclasses import dataclass
@@ -39,6 +37,7 @@ from course import dbt_tools  # noqa: E402
 from course.datagen import generate  # noqa: E402
 from course.loaders import DATA_DIR, load_all  # noqa: E402
 from course.settings import Settings, load_settings  # noqa: E402
+from course.stack.scratch import free_port, open_temp_folder  # noqa: E402
 
 SAMPLE_BUILD_TARGET_S = 20.0
 MILLION_LOAD_TARGET_S = 15.0
@@ -65,10 +64,6 @@ class Result:
         return self.rows / self.load_s if self.load_s else 0.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def stack_env(home: Path) -> dict[str, str]:
@@ -211,8 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Python {platform.python_version()}",
         flush=True,
     )
-    work = Path(tempfile.mkdtemp(prefix="course-dbt-bench-"))
-    work.chmod(0o755)
+    work = open_temp_folder("course-dbt-bench-")
     try:
         results = run(sizes, work)
     except Exception:

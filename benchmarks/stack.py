@@ -16,24 +16,19 @@ import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import psutil
+
+from course.stack.scratch import free_port, open_temp_folder
 
 MB = 1024 * 1024
 TARGETS = {"cold": 10.0, "warm": 3.0, "idle_core_mb": 600.0}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def course(env: dict[str, str], *args: str) -> float:
@@ -101,8 +96,7 @@ def main() -> int:
     parser.add_argument("--load-seconds", type=float, default=8.0)
     args = parser.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="course-bench-stack-"))
-    home.chmod(0o755)  # PostgreSQL's own system user must reach its data folder
+    home = open_temp_folder("course-bench-stack-")
     env = {**os.environ, "COURSE_HOME": str(home), "COURSE_MODE": "embedded",
            "CLICKHOUSE_PORT": str(free_port()), "CLICKHOUSE_PASSWORD": "bench",
            "POSTGRES_PORT": str(free_port()), "AIRFLOW_PORT": str(free_port())}

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,15 +17,12 @@ import clickhouse_connect
 import pytest
 
 from course.settings import Settings, load_settings
+from course.stack.scratch import free_port, open_temp_folder
 
 COURSE = [sys.executable, "-m", "course.cli"]
 TEST_PASSWORD = "test-pass-\u00e9"  # non-ASCII on purpose: clients must encode it right
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def stack_env(home: Path, port: int, password: str = TEST_PASSWORD,
@@ -41,15 +36,6 @@ def stack_env(home: Path, port: int, password: str = TEST_PASSWORD,
             "POSTGRES_DB": "shop_test", "AIRFLOW_PORT": str(free_port())}
 
 
-def open_folder(prefix: str) -> Path:
-    """A new temporary folder that PostgreSQL's own system user can pass through.
-
-    pytest's tmp_path lives under a 0700 folder of root; PostgreSQL refuses to run as root
-    and runs as `course-postgres`, which must reach its data folder.
-    """
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    path.chmod(0o755)
-    return path
 
 
 def course(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -63,7 +49,7 @@ def course(env: dict[str, str], *args: str, check: bool = True) -> subprocess.Co
 
 @pytest.fixture(scope="session")
 def stack_home() -> Iterator[Path]:
-    home = open_folder("course-test-stack-")
+    home = open_temp_folder("course-test-stack-")
     yield home
     shutil.rmtree(home, ignore_errors=True)
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import socket
 
-from conftest import course, free_port, open_folder, stack_env
+from course.stack.scratch import free_port, open_temp_folder
+
+from conftest import course, stack_env
 
 
 def status_of(env, name: str) -> dict:
@@ -126,7 +128,7 @@ def test_smoke_job_passes(clickhouse_env):
 
 
 def test_doctor_passes_on_a_fit_machine():
-    home = open_folder("course-doctor-")  # reachable by PostgreSQL's own user, unlike tmp_path
+    home = open_temp_folder("course-doctor-")  # reachable by PostgreSQL's own user, unlike tmp_path
     proc = course(stack_env(home, free_port()), "doctor", check=False)
     assert proc.returncode == 0, proc.stdout
     assert "Python 3." in proc.stdout and "Docker engine" in proc.stdout

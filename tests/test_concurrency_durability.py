@@ -17,8 +17,9 @@ import psutil
 import pytest
 
 from course.settings import load_settings
+from course.stack.scratch import free_port
 
-from conftest import course, free_port, make_client, stack_env
+from conftest import course, make_client, stack_env
 
 THREADS = 8
 INSERTS_PER_THREAD = 50

@@ -12,8 +12,7 @@ import pytest
 from course.airflow_tools import DagRunFailed, dag_graph, parse_dags, run_dag_test
 from course.dbt_tools import PROJECT_DIR, parse_manifest
 from course.loaders import load_all
-
-from conftest import free_port
+from course.stack.scratch import free_port
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,9 @@ import psycopg
 import pytest
 
 from course.settings import load_settings
+from course.stack.scratch import free_port, open_temp_folder
 
-from conftest import course, free_port, open_folder, stack_env
+from conftest import course, stack_env
 
 
 def test_source_database_is_ready_over_tcp(stack_settings):
@@ -41,7 +42,7 @@ def test_runs_as_its_own_system_user_when_root(clickhouse_env):
 @pytest.fixture
 def private_stack():
     """A second stack of our own, for tests that kill or break servers."""
-    home = open_folder("course-test-pg-")
+    home = open_temp_folder("course-test-pg-")
     env = stack_env(home, free_port())
     yield env
     course(env, "down", check=False)
