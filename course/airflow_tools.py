@@ -12,15 +12,13 @@ no Airflow state between lessons. The child prints one JSON line with each task'
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from .settings import Settings, load_settings
-from .stack.airflow import DAGS_FOLDER, airflow_environment
+from .stack.airflow import DAGS_FOLDER, airflow_process_env
 
 RESULT_MARK = "COURSE_DAG_RESULT "
 
@@ -34,13 +32,6 @@ class DagRunFailed(RuntimeError):
         self.log = log
 
 
-def airflow_env(settings: Settings) -> dict[str, str]:
-    """The environment of an Airflow process for these settings (venv bin first on PATH)."""
-    env = {**os.environ, **settings.client_env(), **airflow_environment(settings)}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return env
-
-
 def ensure_metadata_db(settings: Settings) -> None:
     """Create Airflow's SQLite metadata database on first use (`airflow db migrate`)."""
     home = settings.home / "airflow"
@@ -49,7 +40,7 @@ def ensure_metadata_db(settings: Settings) -> None:
         return
     home.mkdir(parents=True, exist_ok=True)
     result = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"],
-                            env=airflow_env(settings), capture_output=True, text=True)
+                            env=airflow_process_env(settings), capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"`airflow db migrate` failed:\n{result.stdout}\n{result.stderr}")
     marker.write_text("ok\n")
@@ -59,7 +50,7 @@ def _child(command: str, dag_id: str, settings: Settings, timeout: float) -> tup
         subprocess.CompletedProcess, Any]:
     ensure_metadata_db(settings)
     proc = subprocess.run([sys.executable, "-m", "course.airflow_tools", command, dag_id],
-                          env=airflow_env(settings), capture_output=True, text=True,
+                          env=airflow_process_env(settings), capture_output=True, text=True,
                           timeout=timeout)
     payload = None
     for line in proc.stdout.splitlines():

@@ -14,10 +14,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-import clickhouse_connect
 import psycopg
 
 from .settings import Settings, load_settings
+from .smoke import client
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +48,8 @@ def settings_from_connections() -> Settings:
 def clickhouse_version(settings: Settings, timeout: int = 3) -> str:
     """ClickHouse's version, or a PreflightError that says how to start it."""
     try:
-        client = clickhouse_connect.get_client(
-            host=settings.clickhouse_host, port=settings.clickhouse_port,
-            username=settings.clickhouse_user, password=settings.clickhouse_password,
-            connect_timeout=timeout, send_receive_timeout=30)
-        return client.command("SELECT version()")
+        return client(settings, connect_timeout=timeout,
+                      send_receive_timeout=30).command("SELECT version()")
     except Exception as exc:  # any client failure means the same to a learner
         raise PreflightError(
             f"ClickHouse at {settings.clickhouse_url} does not answer ({exc}). Start it with "
@@ -84,9 +81,12 @@ def dbt_project_dir() -> Path:
 
 
 def manifest_path(settings: Settings) -> Path:
-    """Where `course.dbt_tools.parse_manifest` writes the manifest Cosmos reads."""
+    """The manifest Cosmos reads: where `course.dbt_tools.parse_manifest` writes it, or the
+    target folder of the project COURSE_DBT_PROJECT_DIR names."""
     from .dbt_tools import default_target_path
 
+    if "COURSE_DBT_PROJECT_DIR" in os.environ:
+        return dbt_project_dir() / "target" / "manifest.json"
     return default_target_path(settings) / "manifest.json"
 
 
@@ -135,11 +135,7 @@ def cosmos_configs(settings: Settings | None = None) -> dict[str, Any]:
 
     settings = settings or load_settings()
     manifest = manifest_path(settings)
-    use_manifest = manifest.exists() and "COURSE_DBT_PROJECT_DIR" not in os.environ
-    if "COURSE_DBT_PROJECT_DIR" in os.environ:
-        # A project other than the course's: its manifest sits in its own target folder.
-        manifest = dbt_project_dir() / "target" / "manifest.json"
-        use_manifest = manifest.exists()
+    use_manifest = manifest.exists()
     project = ProjectConfig(
         dbt_project_path=dbt_project_dir(), project_name=PROJECT_NAME,
         manifest_path=manifest if use_manifest else None,
@@ -184,10 +180,8 @@ def check_source_tables(settings: Settings) -> dict[str, int]:
 
 def mart_counts(settings: Settings) -> dict[str, int]:
     """Row counts of the marts, for the run's summary."""
-    client = clickhouse_connect.get_client(
-        host=settings.clickhouse_host, port=settings.clickhouse_port,
-        username=settings.clickhouse_user, password=settings.clickhouse_password)
-    return {table: int(client.command(f"SELECT count() FROM {table}")) for table in MART_TABLES}
+    ch = client(settings)
+    return {table: int(ch.command(f"SELECT count() FROM {table}")) for table in MART_TABLES}
 
 
 def dbt_task_states(states: dict[str, Any]) -> dict[str, dict[str, int]]:

@@ -58,6 +58,14 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
     }
 
 
+def airflow_process_env(settings: Settings) -> dict[str, str]:
+    """The whole environment of an Airflow process (standalone, or a dag.test() child)."""
+    env = {**os.environ, **settings.client_env(), **airflow_environment(settings)}
+    # Airflow starts its parts as `airflow ...` by name: the venv's bin must be on PATH.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
 class AirflowStandalone(BackgroundService):
     """`airflow standalone` on 127.0.0.1:AIRFLOW_PORT."""
 
@@ -89,10 +97,7 @@ class AirflowStandalone(BackgroundService):
         return "airflow" in " ".join(cmdline) and "standalone" in cmdline
 
     def environment(self) -> dict[str, str]:
-        env = {**super().environment(), **airflow_environment(self.settings)}
-        # standalone starts its parts as `airflow ...` by name: the venv's bin must be on PATH.
-        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-        return env
+        return {**airflow_process_env(self.settings), "PYTHONUNBUFFERED": "1"}
 
     def prepare(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
