@@ -12,9 +12,11 @@ no Airflow state between lessons. The child prints one JSON line with each task'
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from .settings import Settings, load_settings
@@ -46,12 +48,15 @@ def ensure_metadata_db(settings: Settings) -> None:
     marker.write_text("ok\n")
 
 
-def _child(command: str, dag_id: str, settings: Settings, timeout: float) -> tuple[
-        subprocess.CompletedProcess, Any]:
+def _child(command: str, dag_id: str, settings: Settings, timeout: float,
+           extra_env: Mapping[str, str] | None = None) -> tuple[subprocess.CompletedProcess, Any]:
+    """Run this module as a child Airflow process; `extra_env` can point it elsewhere, e.g.
+    AIRFLOW__CORE__DAGS_FOLDER (another DAG folder) or COURSE_DBT_PROJECT_DIR (another dbt
+    project for the Cosmos DAG)."""
     ensure_metadata_db(settings)
+    env = {**airflow_process_env(settings), **(extra_env or {})}
     proc = subprocess.run([sys.executable, "-m", "course.airflow_tools", command, dag_id],
-                          env=airflow_process_env(settings), capture_output=True, text=True,
-                          timeout=timeout)
+                          env=env, capture_output=True, text=True, timeout=timeout)
     payload = None
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_MARK):
@@ -59,7 +64,8 @@ def _child(command: str, dag_id: str, settings: Settings, timeout: float) -> tup
     return proc, payload
 
 
-def run_dag_test(dag_id: str, settings: Settings | None = None, timeout: float = 1800):
+def run_dag_test(dag_id: str, settings: Settings | None = None, timeout: float = 1800,
+                 extra_env: Mapping[str, str] | None = None):
     """Run `dag_id` once with `dag.test()` and return a DataFrame: task, state, seconds, tries.
 
     Raises DagRunFailed (with the table in `.tasks`) when any task did not succeed.
@@ -68,7 +74,7 @@ def run_dag_test(dag_id: str, settings: Settings | None = None, timeout: float =
 
     settings = settings or load_settings()
     started = time.perf_counter()
-    proc, result = _child("test", dag_id, settings, timeout)
+    proc, result = _child("test", dag_id, settings, timeout, extra_env)
     if result is None:
         raise RuntimeError(f"dag.test() of {dag_id} did not report (exit {proc.returncode}):\n"
                            f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
@@ -82,17 +88,19 @@ def run_dag_test(dag_id: str, settings: Settings | None = None, timeout: float =
     return table
 
 
-def dag_graph(dag_id: str, settings: Settings | None = None) -> dict[str, Any]:
+def dag_graph(dag_id: str, settings: Settings | None = None,
+              extra_env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The DAG's tasks with their upstream task ids and task-group ids, from a parse."""
-    proc, result = _child("graph", dag_id, settings or load_settings(), timeout=600)
+    proc, result = _child("graph", dag_id, settings or load_settings(), 600, extra_env)
     if result is None:
         raise RuntimeError(f"cannot parse {dag_id}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return result
 
 
-def parse_dags(settings: Settings | None = None) -> dict[str, Any]:
+def parse_dags(settings: Settings | None = None,
+               extra_env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Parse the DAG folder once, as the DAG processor does: DAG ids, import errors, seconds."""
-    proc, result = _child("dagbag", "-", settings or load_settings(), timeout=600)
+    proc, result = _child("dagbag", "-", settings or load_settings(), 600, extra_env)
     if result is None:
         raise RuntimeError(f"cannot parse the DAG folder:\n{proc.stdout[-3000:]}\n"
                            f"{proc.stderr[-3000:]}")
@@ -144,15 +152,20 @@ def draw_dag(dag_id: str, settings: Settings | None = None, ax=None):
 # -- the child process ------------------------------------------------------------------------
 
 
+def _dags_folder() -> str:
+    """The folder to parse: AIRFLOW__CORE__DAGS_FOLDER (set by the parent), else the course's."""
+    return os.environ.get("AIRFLOW__CORE__DAGS_FOLDER", str(DAGS_FOLDER))
+
+
 def _load_dag(dag_id: str):
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+    bag = DagBag(dag_folder=_dags_folder())
     if bag.import_errors:
         raise SystemExit(f"DAG import errors: {bag.import_errors}")
     dag = bag.get_dag(dag_id)
     if dag is None:
-        raise SystemExit(f"no DAG {dag_id!r} in {DAGS_FOLDER}; DAGs: {sorted(bag.dag_ids)}")
+        raise SystemExit(f"no DAG {dag_id!r} in {_dags_folder()}; DAGs: {sorted(bag.dag_ids)}")
     return dag
 
 
@@ -172,7 +185,7 @@ def _child_dagbag(_: str) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
     started = time.perf_counter()
-    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+    bag = DagBag(dag_folder=_dags_folder())
     seconds = time.perf_counter() - started
     print(RESULT_MARK + json.dumps({"dag_ids": sorted(bag.dag_ids), "seconds": seconds,
                                     "import_errors": {str(k): str(v) for k, v in

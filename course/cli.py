@@ -164,6 +164,35 @@ def cmd_data_generate(args: argparse.Namespace, settings: Settings) -> int:
     return run_generate(args.orders, args.seed, args.out)
 
 
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    from .exercises import EXERCISES
+    from .exercises.runner import check_all, summary_table
+
+    if args.list:
+        for exercise in EXERCISES:
+            print(f"{exercise.name:<24} {exercise.kind:<12} exercises/{exercise.file:<32} "
+                  f"{exercise.title}")
+        return 0
+    if not args.exercises and not args.all:
+        print("error: name an exercise (`course check 01`), or use --all or --list",
+              file=sys.stderr)
+        return 2
+    try:
+        results = check_all(settings, names=args.exercises, solution=args.solutions,
+                            progress=args.all or len(args.exercises) > 1)
+    except KeyError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 2
+    if len(results) == 1:
+        print(results[0])
+    else:
+        for result in results:
+            if not result.passed:
+                print(f"\n{result}")
+        print("\n" + summary_table(results))
+    return 0 if all(r.passed for r in results) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="course", description="Run the course's analytics stack (settings: .env).")
@@ -213,6 +242,15 @@ def build_parser() -> argparse.ArgumentParser:
     reset = sub.add_parser("reset", help="drop the course's databases and reload the sample data")
     reset.add_argument("--yes", action="store_true", help="do not ask first")
     reset.set_defaults(func=cmd_reset)
+
+    check = sub.add_parser("check", help="check exercises against the stack (pass or a hint)")
+    check.add_argument("exercises", nargs="*", metavar="EXERCISE",
+                       help="an exercise's name or lesson number, like 01 or 01_sorting_key")
+    check.add_argument("--all", action="store_true", help="check every exercise, with a table")
+    check.add_argument("--list", action="store_true", help="list the exercises and their files")
+    check.add_argument("--solutions", action="store_true",
+                       help="check the reference solutions in exercises/solutions/ instead")
+    check.set_defaults(func=cmd_check)
 
     data = sub.add_parser("data", help="data sets")
     data_sub = data.add_subparsers(dest="data_command", required=True)

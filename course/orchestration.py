@@ -16,8 +16,8 @@ from typing import Any
 
 import psycopg
 
+from .clients import clickhouse as client
 from .settings import Settings, load_settings
-from .smoke import client
 
 log = logging.getLogger(__name__)
 

@@ -6,21 +6,8 @@ import datetime as dt
 import time
 from decimal import Decimal
 
-import clickhouse_connect
-
+from .clients import clickhouse as client
 from .settings import Settings
-from .stack import ServiceError
-
-
-def client(settings: Settings, **kwargs):
-    """A clickhouse-connect client for the configured server."""
-    try:
-        return clickhouse_connect.get_client(
-            host=settings.clickhouse_host, port=settings.clickhouse_port,
-            username=settings.clickhouse_user, password=settings.clickhouse_password, **kwargs)
-    except clickhouse_connect.driver.exceptions.OperationalError as exc:
-        raise ServiceError(f"cannot reach ClickHouse at {settings.clickhouse_url}: {exc}. "
-                           "Start it with `course up`.") from None
 
 
 def run_smoke(settings: Settings, rows: int = 100_000) -> int:

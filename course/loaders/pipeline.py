@@ -11,8 +11,8 @@ from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
 
+from ..clients import clickhouse as clickhouse_client
 from ..settings import Settings, load_settings
-from ..smoke import client as clickhouse_client
 from . import postgres
 from .clickhouse import Staging, drop_databases, run_init_sql, stage_raw_tables, table_counts
 from .ingest import INGESTED, create_pg_source, ingest_postgres, stage_source_copies

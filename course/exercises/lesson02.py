@@ -1,0 +1,7 @@
+"""Lesson 02: its exercises (being written)."""
+
+from __future__ import annotations
+
+from .model import Exercise
+
+EXERCISES: tuple[Exercise, ...] = ()
