@@ -8,10 +8,10 @@ SHELL  := /bin/bash
 QUIET_PIP := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test lint up down status bench lock
+.PHONY: help setup run lab check notebooks test lint up down status bench lock wheelhouse
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 # The venv is rebuilt only when the lock or the package metadata changed since the last install.
 $(STAMP): requirements.lock pyproject.toml
@@ -25,9 +25,17 @@ $(STAMP): requirements.lock pyproject.toml
 
 setup: $(STAMP)  ## create or refresh the venv from requirements.lock
 
-run: setup  ## start the embedded stack and run the course's smoke job
-	$(BIN)/course up
-	$(BIN)/course smoke
+run: setup  ## start the stack and execute every lesson notebook in order (build/notebooks/)
+	$(BIN)/course run
+
+lab: setup  ## start the stack and JupyterLab on the lessons
+	$(BIN)/course lab
+
+check: setup  ## check every exercise against the stack, with a summary table
+	$(BIN)/course check --all
+
+notebooks: setup  ## run every lesson and save its outputs into notebooks/ (to commit)
+	$(BIN)/course run --save-outputs
 
 test: setup  ## run the whole test suite (starts its own stack on its own ports)
 	$(BIN)/python -m pytest
@@ -47,6 +55,12 @@ status: setup  ## show what runs where
 
 bench: setup  ## run the benchmarks
 	$(BIN)/python benchmarks/clickhouse_server.py
+	$(BIN)/python benchmarks/course_run.py
+
+# For classrooms with weak Wi-Fi: download every pinned wheel once, install offline from a USB
+# stick with `pip install --no-index --find-links wheelhouse -r requirements.lock`.
+wheelhouse:  ## download the pinned wheels into wheelhouse/ for offline installs
+	$(PYTHON) -m pip download --disable-pip-version-check -r requirements.lock -d wheelhouse
 
 lock:  ## re-pin requirements.lock (and environment.yml) from the current venv
 	@{ echo "# Exact pins for the one course venv (Python 3.11). Install with: pip install -r requirements.lock"; \

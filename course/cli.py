@@ -31,7 +31,7 @@ def human_bytes(n: int) -> str:
     return f"{n} B"
 
 
-def resolve_mode(args: argparse.Namespace, settings: Settings) -> str:
+def resolve_mode(args: argparse.Namespace | None, settings: Settings) -> str:
     """`--mode`, else COURSE_MODE; `auto` is docker when an engine answers, else embedded."""
     mode = getattr(args, "mode", None) or settings.mode
     if mode == "auto":
@@ -193,6 +193,57 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if all(r.passed for r in results) else 1
 
 
+def start_core_services(args: argparse.Namespace | None, settings: Settings) -> None:
+    """Start ClickHouse and PostgreSQL unless they run already (`run`, `lab`, notebooks)."""
+    if resolve_mode(args, settings) == "docker":
+        for line in DockerStack(settings).up(CORE_SERVICES):
+            print(line)
+        return
+    for service in embedded([], settings):
+        if not service.status().running:
+            print(service.start())
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from .notebooks import BUILD_DIR, NotebookNotFound, run_all, select, summary
+
+    try:
+        notebooks = select(args.notebooks)
+    except NotebookNotFound as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not notebooks:
+        print("error: no notebooks found in notebooks/", file=sys.stderr)
+        return 2
+    start_core_services(args, settings)
+    out = args.out or BUILD_DIR
+    print(f"running {len(notebooks)} notebook(s) into {out}")
+    runs = run_all(notebooks, out, keep_going=args.keep_going, save=args.save_outputs)
+    print("\n" + summary(runs, len(notebooks)))
+    return 0 if len(runs) == len(notebooks) and all(r.passed for r in runs) else 1
+
+
+def cmd_lab(args: argparse.Namespace, settings: Settings) -> int:
+    import subprocess
+
+    from .notebooks import NOTEBOOKS_DIR
+    from .settings import PROJECT_ROOT
+
+    start_core_services(args, settings)
+    first = next(iter(sorted(NOTEBOOKS_DIR.glob("00_*.ipynb"))), None)
+    command = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={PROJECT_ROOT}"]
+    if first is not None:
+        command.append(str(first.relative_to(PROJECT_ROOT)))
+    # argparse.REMAINDER keeps the `--` that separates the course's options from Jupyter's.
+    extra = args.jupyter_args
+    command += extra[1:] if extra[:1] == ["--"] else extra
+    print("starting JupyterLab (Ctrl+C stops it; the stack keeps running until `course down`)")
+    try:
+        return subprocess.run(command, cwd=PROJECT_ROOT, check=False).returncode
+    except KeyboardInterrupt:
+        return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="course", description="Run the course's analytics stack (settings: .env).")
@@ -242,6 +293,25 @@ def build_parser() -> argparse.ArgumentParser:
     reset = sub.add_parser("reset", help="drop the course's databases and reload the sample data")
     reset.add_argument("--yes", action="store_true", help="do not ask first")
     reset.set_defaults(func=cmd_reset)
+
+    run = sub.add_parser("run", help="execute the lesson notebooks in order (starts the stack)")
+    run.add_argument("notebooks", nargs="*", metavar="NOTEBOOK",
+                     help="lesson numbers or notebook names, like 03 or 03_dbt_staging "
+                     "(default: all)")
+    run.add_argument("--out", type=Path, default=None, metavar="DIR",
+                     help="where the executed notebooks go (default: build/notebooks)")
+    run.add_argument("--keep-going", action="store_true",
+                     help="run the remaining notebooks after a failure")
+    run.add_argument("--save-outputs", action="store_true",
+                     help="copy the outputs of passing notebooks back into notebooks/")
+    add_mode(run)
+    run.set_defaults(func=cmd_run)
+
+    lab = sub.add_parser("lab", help="start the stack and JupyterLab on the lessons")
+    lab.add_argument("jupyter_args", nargs=argparse.REMAINDER, metavar="-- JUPYTER_ARGS",
+                     help="passed on to `jupyter lab` (e.g. -- --port 8899 --no-browser)")
+    add_mode(lab)
+    lab.set_defaults(func=cmd_lab)
 
     check = sub.add_parser("check", help="check exercises against the stack (pass or a hint)")
     check.add_argument("exercises", nargs="*", metavar="EXERCISE",

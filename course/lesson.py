@@ -67,12 +67,9 @@ def sql_magic() -> None:
 
 def ensure_stack() -> None:
     """Start ClickHouse and PostgreSQL unless they already run (quiet when they do)."""
-    from .cli import embedded
+    from .cli import start_core_services
 
-    s = load_settings()
-    for service in embedded([], s):
-        if not service.status().running:
-            print(service.start())
+    start_core_services(None, load_settings())
 
 
 def table_rows(table: str, client: Client | None = None) -> int:
