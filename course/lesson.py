@@ -54,11 +54,14 @@ def sql_magic() -> None:
     outputs show only the result.
     """
     from IPython import get_ipython
+    from IPython.utils.capture import capture_output
 
     ip = get_ipython()
     if ip is None:
         raise RuntimeError("sql_magic() works inside Jupyter (an IPython kernel)")
-    ip.run_line_magic("load_ext", "sql")
+    # Loading prints a tip about config files; the settings below are all the lessons need.
+    with capture_output():
+        ip.run_line_magic("load_ext", "sql")
     ip.run_line_magic("config", "SqlMagic.autopandas = True")
     ip.run_line_magic("config", "SqlMagic.displaycon = False")
     ip.run_line_magic("config", "SqlMagic.feedback = 0")
