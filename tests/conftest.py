@@ -87,3 +87,19 @@ def ch_client(clickhouse_settings: Settings):
     client = make_client(clickhouse_settings)
     yield client
     client.close()
+
+
+def restore_sample(settings: Settings) -> None:
+    """Put the stack in the state a learner's stack has after `make run`: the sample data
+    loaded and the dbt project built (full refresh, so no day of another data set survives)."""
+    from course.dbt_tools import run_dbt
+    from course.loaders import load_all
+
+    load_all(settings)
+    run_dbt(["build", "--full-refresh", "--quiet"], settings, check=True)
+
+
+@pytest.fixture(scope="session")
+def stack_env_vars(stack_settings: Settings) -> dict[str, str]:
+    """The process environment plus every setting of the session's stack (child processes)."""
+    return {**os.environ, **stack_settings.client_env()}
