@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -234,6 +235,9 @@ def cmd_lab(args: argparse.Namespace, settings: Settings) -> int:
     command = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={PROJECT_ROOT}"]
     if first is not None:
         command.append(str(first.relative_to(PROJECT_ROOT)))
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        # Containers and CI machines often run as root; Jupyter refuses that unless told.
+        command.append("--allow-root")
     # argparse.REMAINDER keeps the `--` that separates the course's options from Jupyter's.
     extra = args.jupyter_args
     command += extra[1:] if extra[:1] == ["--"] else extra

@@ -150,3 +150,36 @@ def test_doctor_names_an_unwritable_state_folder(tmp_path):
     blocker.write_text("")
     proc = course(stack_env(blocker / "state", free_port()), "doctor", check=False)
     assert proc.returncode == 1 and "is not writable" in proc.stdout
+
+
+def test_lab_starts_jupyterlab_on_the_lessons(stack_env_vars):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = free_port()
+    lab = subprocess.Popen(
+        [sys.executable, "-m", "course.cli", "lab", "--", "--no-browser", f"--port={port}",
+         "--IdentityProvider.token=course-test"],
+        env=stack_env_vars, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+    url = f"http://127.0.0.1:{port}/api/contents/notebooks?token=course-test"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    listing = json.loads(response.read())
+                break
+            except OSError:
+                assert lab.poll() is None, lab.stdout.read()
+                assert time.monotonic() < deadline, "JupyterLab did not answer in 90 s"
+                time.sleep(1)
+        names = {item["name"] for item in listing["content"]}
+        assert "00_welcome_and_setup.ipynb" in names
+    finally:
+        os.killpg(lab.pid, signal.SIGTERM)
+        lab.wait(timeout=30)
