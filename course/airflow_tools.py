@@ -7,6 +7,7 @@ no Airflow state between lessons. The child prints one JSON line with each task'
     python -m course.airflow_tools test DAG_ID     # run it, print the task table
     python -m course.airflow_tools graph DAG_ID    # print its tasks and edges as JSON
     python -m course.airflow_tools dagbag -        # parse the folder: DAG ids, import errors
+    python -m course.airflow_tools inspect DAG_ID  # parse, describe the DAG, run it on request
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .settings import Settings, load_settings
@@ -107,6 +111,88 @@ def parse_dags(settings: Settings | None = None,
     return result
 
 
+@dataclass
+class DagInspection:
+    """One parse of a DAG folder seen from one DAG, and its dag.test() run if one was asked for.
+
+    `dag` is None when the folder has no DAG `dag_id`; otherwise it holds `schedule` (the cron
+    expression or preset, None for no schedule), `schedule_description` ("At 06:00"), and
+    `tasks`: task_id, upstream (task ids), retries, retry_delay_seconds, operator.
+    """
+
+    dag_ids: list[str]
+    import_errors: dict[str, str]
+    dag: dict[str, Any] | None
+    run: Any = None  # the task table (as run_dag_test returns it) when the DAG was run
+    run_state: str | None = None  # "success", "failed", ... when the DAG was run
+    log: str = ""
+
+
+def inspect_dag(dag_id: str, settings: Settings | None = None,
+                extra_env: Mapping[str, str] | None = None,
+                run_if: Callable[[DagInspection], bool] | None = None,
+                timeout: float = 1800) -> DagInspection:
+    """Parse the DAG folder, describe `dag_id`, and run it with dag.test() if `run_if` says so.
+
+    One child process does both, so a check that looks at a DAG's structure before it runs
+    it pays for importing Airflow, Cosmos and dbt once. `run_if` sees the description (without
+    the run) and returns True to run the DAG; a failed run is reported in `run_state` and the
+    task table, not raised.
+    """
+    import pandas as pd
+
+    settings = settings or load_settings()
+    ensure_metadata_db(settings)
+    env = {**airflow_process_env(settings), **(extra_env or {})}
+    with tempfile.TemporaryFile("w+") as errors:
+        proc = subprocess.Popen([sys.executable, "-m", "course.airflow_tools", "inspect", dag_id],
+                                env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=errors, text=True)
+        watchdog = threading.Timer(timeout, proc.kill)
+        watchdog.start()
+        try:
+            out: list[str] = []
+            described = None
+            for line in proc.stdout:  # type: ignore[union-attr]
+                out.append(line)
+                if line.startswith(RESULT_MARK):
+                    described = json.loads(line[len(RESULT_MARK):])
+                    break
+            inspection = None
+            go = False
+            if described is not None:
+                inspection = DagInspection(described["dag_ids"], described["import_errors"],
+                                           described["dag"])
+                go = inspection.dag is not None and run_if is not None and run_if(inspection)
+            try:
+                proc.stdin.write("test\n" if go else "stop\n")  # type: ignore[union-attr]
+                proc.stdin.close()  # type: ignore[union-attr]
+            except BrokenPipeError:
+                pass
+            rest = proc.stdout.read()  # type: ignore[union-attr]
+            proc.wait()
+        finally:
+            watchdog.cancel()
+        errors.seek(0)
+        log = "".join(out) + rest + errors.read()
+    if inspection is None:
+        raise RuntimeError(f"cannot parse the DAG folder (exit {proc.returncode}):\n"
+                           f"{log[-4000:]}")
+    inspection.log = log
+    if go:
+        result = None
+        for line in rest.splitlines():
+            if line.startswith(RESULT_MARK):
+                result = json.loads(line[len(RESULT_MARK):])
+        if result is None:
+            raise RuntimeError(f"dag.test() of {dag_id} did not report (exit "
+                               f"{proc.returncode}):\n{log[-4000:]}")
+        inspection.run = pd.DataFrame(result["tasks"],
+                                      columns=["task_id", "state", "seconds", "tries"])
+        inspection.run_state = result["state"]
+    return inspection
+
+
 def draw_dag(dag_id: str, settings: Settings | None = None, ax=None):
     """Draw the DAG's task graph left to right, one column per dependency level."""
     import matplotlib.pyplot as plt
@@ -170,7 +256,10 @@ def _load_dag(dag_id: str):
 
 
 def _child_test(dag_id: str) -> None:
-    dag = _load_dag(dag_id)
+    _test_and_report(_load_dag(dag_id))
+
+
+def _test_and_report(dag) -> None:
     run = dag.test()
     tasks = []
     for ti in sorted(run.get_task_instances(), key=lambda t: (t.start_date is None,
@@ -199,6 +288,45 @@ def _child_graph(dag_id: str) -> None:
     print(RESULT_MARK + json.dumps({"dag_id": dag_id, "tasks": tasks}), flush=True)
 
 
+def _schedule(dag) -> tuple[str | None, str | None]:
+    """The DAG's schedule as written (cron expression or preset) and in words."""
+    timetable = dag.timetable
+    expression = getattr(timetable, "expression", None)
+    try:
+        from airflow.serialization.encoders import coerce_to_core_timetable
+
+        core = coerce_to_core_timetable(timetable)
+        return expression or core.summary, core.description
+    except Exception:  # noqa: BLE001 - a description is a nicety; the expression is enough
+        return expression, None
+
+
+def _child_inspect(dag_id: str) -> None:
+    """Parse the folder, print what it holds and the DAG's description, then run the DAG if
+    the parent answers `test` on stdin."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=_dags_folder())
+    dag = bag.dags.get(dag_id)
+    description = None
+    if dag is not None:
+        schedule, words = _schedule(dag)
+        description = {
+            "dag_id": dag_id, "schedule": schedule, "schedule_description": words,
+            "tasks": [{"task_id": t.task_id, "upstream": sorted(t.upstream_task_ids),
+                       "retries": t.retries,
+                       "retry_delay_seconds": t.retry_delay.total_seconds()
+                       if t.retry_delay is not None else None,
+                       "operator": type(t).__name__} for t in dag.tasks]}
+    print(RESULT_MARK + json.dumps({
+        "dag_ids": sorted(bag.dag_ids),
+        "import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
+        "dag": description}), flush=True)
+    if dag is not None and sys.stdin.readline().strip() == "test":
+        _test_and_report(dag)
+
+
 if __name__ == "__main__":
     command, name = sys.argv[1], sys.argv[2]
-    {"test": _child_test, "graph": _child_graph, "dagbag": _child_dagbag}[command](name)
+    {"test": _child_test, "graph": _child_graph, "dagbag": _child_dagbag,
+     "inspect": _child_inspect}[command](name)
