@@ -15,7 +15,7 @@ help:  ## list the targets
 
 # The venv is rebuilt only when the lock or the package metadata changed since the last install.
 $(STAMP): requirements.lock pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; set PYTHON=/path/to/python3.11")'
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11, 5) else "Python 3.11.5+ is needed (a pinned package needs it); set PYTHON=/path/to/python3.11")'
 	@test -x $(BIN)/python || { echo "==> creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
 	@echo "==> installing pinned packages from requirements.lock (first time: about 2 minutes)"
 	@set -o pipefail; $(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -q -r requirements.lock $(QUIET_PIP)
@@ -57,10 +57,11 @@ bench: setup  ## run the benchmarks
 	$(BIN)/python benchmarks/clickhouse_server.py
 	$(BIN)/python benchmarks/course_run.py
 
-# For classrooms with weak Wi-Fi: download every pinned wheel once, install offline from a USB
-# stick with `pip install --no-index --find-links wheelhouse -r requirements.lock`.
-wheelhouse:  ## download the pinned wheels into wheelhouse/ for offline installs
-	$(PYTHON) -m pip download --disable-pip-version-check -r requirements.lock -d wheelhouse
+# For classrooms with weak Wi-Fi: download every pinned wheel once (Python 3.11 wheels for this
+# platform, whatever `python3` is), then install offline from a USB stick with
+# `PIP_NO_INDEX=1 PIP_FIND_LINKS="$PWD/wheelhouse" make setup` (docs/instructor-guide.md).
+wheelhouse:  ## download the pinned Python 3.11 wheels for this platform into wheelhouse/
+	$(PYTHON) -m pip download --disable-pip-version-check -r requirements.lock -d wheelhouse --python-version 3.11.5 --only-binary=:all:
 
 lock:  ## re-pin requirements.lock (and environment.yml) from the current venv
 	@{ echo "# Exact pins for the one course venv (Python 3.11). Install with: pip install -r requirements.lock"; \

@@ -37,9 +37,9 @@ class Finding:
 
 def check_python() -> Finding:
     v = sys.version_info
-    ok = v >= (3, 11)
+    ok = v >= (3, 11, 5)  # the oldest Python every pinned package supports
     return Finding(ok, f"Python {v.major}.{v.minor}.{v.micro}",
-                   "" if ok else "install Python 3.11 or newer and run `make setup` with it "
+                   "" if ok else "install Python 3.11.5 or newer and run `make setup` with it "
                    "(PYTHON=/path/to/python3.11 make setup)")
 
 
