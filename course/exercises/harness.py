@@ -243,8 +243,10 @@ class ScratchProject:
         return proc.stdout
 
     def drop(self) -> None:
+        """Drop every database the build made: one per layer and dbt's target schema."""
         for layer in ("staging", "intermediate", "marts"):
             self.ctx.drop_database(self.database(layer))
+        self.ctx.drop_database(self.schema)
 
 
 @contextmanager
