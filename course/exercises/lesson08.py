@@ -48,15 +48,17 @@ def copy_raw_tables(ctx: CheckContext, raw_db: str) -> None:
 
 
 def change_orders(ctx: CheckContext, raw_db: str) -> tuple[list[int], list[int]]:
-    """What the shop's next export brings: two new orders (with one line each) placed after
-    everything so far, and two old orders changed (one returned, one moved on a step), all
-    with updated_at beyond every earlier one. Returns (new order ids, changed order ids)."""
+    """What the shop's next export brings: two new orders (with one line each), the first on
+    the same day as the latest order so far, and two old orders changed (one returned, one
+    moved on a step), all with updated_at beyond every earlier one. Returns (new order ids,
+    changed order ids)."""
     q = ctx.query(f"SELECT max(order_id) AS last_id, max(updated_at) AS newest, "
+                  f"max(order_ts) AS latest, "
                   f"(SELECT max(order_item_id) FROM `{raw_db}`.order_items) AS last_item, "
                   f"(SELECT min(product_id) FROM `{raw_db}`.products) AS product "
                   f"FROM `{raw_db}`.orders").iloc[0]
     last_id, last_item, product = int(q["last_id"]), int(q["last_item"]), int(q["product"])
-    newest = pd.Timestamp(q["newest"])
+    newest, latest = pd.Timestamp(q["newest"]), pd.Timestamp(q["latest"])
     # An old order that is returned now, and the oldest not yet delivered one that moves on.
     returned = ctx.query(f"SELECT order_id FROM `{raw_db}`.orders WHERE status = 'delivered' "
                          "ORDER BY order_id LIMIT 1")["order_id"].tolist()
@@ -68,8 +70,8 @@ def change_orders(ctx: CheckContext, raw_db: str) -> tuple[list[int], list[int]]
         changes.append((int(moved.iloc[0]["order_id"]), step))
     customer = int(ctx.scalar(f"SELECT min(customer_id) FROM `{raw_db}`.orders"))
 
-    def stamp(hours: int) -> str:
-        return (newest + pd.Timedelta(hours=hours)).strftime("%Y-%m-%d %H:%M:%S")
+    def stamp(hours: int, base: pd.Timestamp = newest) -> str:
+        return (base + pd.Timedelta(hours=hours)).strftime("%Y-%m-%d %H:%M:%S")
 
     for number, (order_id, status) in enumerate(changes, start=1):
         ctx.client.command(f"ALTER TABLE `{raw_db}`.orders UPDATE status = '{status}', "
@@ -78,8 +80,10 @@ def change_orders(ctx: CheckContext, raw_db: str) -> tuple[list[int], list[int]]
     new_ids = [last_id + 1, last_id + 2]
     ctx.client.command(
         f"INSERT INTO `{raw_db}`.orders (order_id, customer_id, order_ts, status, updated_at) "
-        "VALUES " + ", ".join(f"({oid}, {customer}, toDateTime('{stamp(10 + i)}'), 'placed', "
-                              f"toDateTime('{stamp(10 + i)}'))"
+        # The first shares its order_date with an order that does not change: a unique_key
+        # that is not unique (order_date) would delete that order's row.
+        "VALUES " + ", ".join(f"({oid}, {customer}, toDateTime('{stamp(24 * i, latest)}'), "
+                              f"'placed', toDateTime('{stamp(10 + i)}'))"
                               for i, oid in enumerate(new_ids)))
     ctx.client.command(
         f"INSERT INTO `{raw_db}`.order_items "
@@ -202,6 +206,12 @@ def judge_contents(table: pd.DataFrame, expected: pd.DataFrame, new_ids: list[in
                    f"{', '.join(map(str, missing_new))} did not arrive: the incremental run "
                    "should keep the orders whose updated_at is greater than the newest "
                    "updated_at already in the table (select max(updated_at) from {{ this }}).")
+    lost = sorted(set(expected["order_id"].astype(int)) - have)
+    if lost:
+        raise Fail(f"Order{'s' if len(lost) > 1 else ''} {', '.join(map(str, lost[:5]))} "
+                   "vanished in the incremental run, though unchanged. delete+insert deletes "
+                   "every row whose unique_key value comes again, so the unique_key must "
+                   "identify one order: unique_key='order_id'.")
     merged = expected.merge(table, on="order_id", suffixes=("", "_yours"))
     for order_id in changed_ids:
         row = merged[merged["order_id"] == order_id]
