@@ -79,9 +79,9 @@ def table_rows(table: str, client: Client | None = None) -> int:
     """Rows in `database.table`, 0 when it does not exist."""
     database, name = table.split(".")
     client = client or connect()
-    rows = client.command("SELECT sum(total_rows) FROM system.tables "
+    rows = client.command("SELECT ifNull(sum(total_rows), 0) FROM system.tables "
                           f"WHERE database = '{database}' AND name = '{name}'")
-    return int(rows or 0)
+    return int(rows)
 
 
 def ensure_raw_data() -> None:

@@ -139,9 +139,9 @@ class CheckContext:
         for table in tables:
             database, name = table.split(".")
             rows = self.client.command(
-                "SELECT sum(total_rows) FROM system.tables "
+                "SELECT ifNull(sum(total_rows), 0) FROM system.tables "
                 f"WHERE database = '{database}' AND name = '{name}'")
-            if not rows or rows == "0" or rows == 0:
+            if int(rows) == 0:
                 raise Fail(f"{table} is missing or empty: run lesson {lesson} first "
                            "(or `course load` and `make run`).")
 
@@ -183,12 +183,20 @@ def compare_frames(actual: pd.DataFrame, expected: pd.DataFrame, key: Sequence[s
         ours, yours = merged[f"{column}_expected"], merged[f"{column}_yours"]
         for i in range(len(merged)):
             if not same_value(ours.iloc[i], yours.iloc[i], tolerance):
-                raise Fail(f"{where}: {column!r} is {yours.iloc[i]!r} for "
-                           f"{describe_key(merged.iloc[i], key)}; expected {ours.iloc[i]!r}.")
+                raise Fail(f"{where}: {column!r} is {plain(yours.iloc[i])!r} for "
+                           f"{describe_key(merged.iloc[i], key)}; expected "
+                           f"{plain(ours.iloc[i])!r}.")
 
 
 def describe_key(row: pd.Series, key: Sequence[str]) -> str:
-    return ", ".join(f"{k} = {row[k]!r}" for k in key)
+    """`order_id = 1010, day = '2024-01-03'`: plain Python values, not numpy reprs."""
+    return ", ".join(f"{k} = {plain(row[k])!r}" for k in key)
+
+
+def plain(value: object) -> object:
+    """A numpy or pandas scalar as the Python value it holds."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
 
 
 def same_value(expected: object, actual: object, tolerance: float) -> bool:
@@ -264,13 +272,16 @@ def scratch_project(ctx: CheckContext) -> Iterator[ScratchProject]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def dbt_errors(output: str, limit: int = 12) -> str:
+def dbt_errors(output: str, limit: int = 20) -> str:
     """The lines of dbt's output that say what went wrong (not the whole log)."""
     keep = []
     for line in output.splitlines():
         text = re.sub(r"^\S*\d\d:\d\d:\d\d(\.\d+)?\s+", "", line).rstrip()
-        if re.search(r"error|fail|warn|not found|depends on|Code: \d+", text, re.I) and not \
-                re.search(r"^(Done\.|Finished running)|PASS=|ERROR=0", text):
+        if "partial parsing" in text:  # dbt's note that a fresh copy has no saved manifest
+            continue
+        if text.lstrip().startswith("|") or (
+                re.search(r"error|fail|warn|not found|depends on|Code: \d+", text, re.I)
+                and not re.search(r"^(Done\.|Finished running)|PASS=|ERROR=0", text)):
             keep.append(text.strip())
     if not keep:
         keep = [line.strip() for line in output.strip().splitlines()[-limit:]]
