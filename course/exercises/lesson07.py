@@ -226,15 +226,19 @@ def check_marts_dag(ctx: CheckContext) -> str:
     try:
         (folder / ctx.exercise.file).write_text(text, encoding="utf-8")
         proxy_upstream_views(ctx, expected)
-        env = {"AIRFLOW__CORE__DAGS_FOLDER": str(folder), "DBT_SCHEMA": ctx.scratch}
+        # Safe mode off: Airflow then imports the file even when it lacks the words "airflow"
+        # and "dag", so that any error in it is reported rather than the file skipped.
+        env = {"AIRFLOW__CORE__DAGS_FOLDER": str(folder), "DBT_SCHEMA": ctx.scratch,
+               "AIRFLOW__CORE__DAG_DISCOVERY_SAFE_MODE": "False"}
         inspection = inspect_dag(DAG_ID, ctx.settings, extra_env=env, run_if=run_if_right,
                                  timeout=600)
         if inspection.import_errors:
             raise Fail(import_error_hint(ctx, inspection.import_errors))
         if inspection.dag is None:
             found = ", ".join(inspection.dag_ids)
-            raise Fail(f"{ctx.shown_file} defines " + (f"the DAG(s) {found}" if found else
-                       "no DAG that Airflow finds") + f", not {DAG_ID!r}. Keep "
+            what = (f"the DAG(s) {found}, not {DAG_ID!r}" if found else
+                    "no DAG that Airflow finds")
+            raise Fail(f"{ctx.shown_file} defines {what}. Keep "
                        f'`marts_refresh = DbtDag(dag_id="{DAG_ID}", ...)` at module level.')
         if verdict:
             raise verdict[0]
