@@ -40,9 +40,8 @@ notebooks: setup  ## run every lesson and save its outputs into notebooks/ (to c
 test: setup  ## run the whole test suite (starts its own stack on its own ports)
 	$(BIN)/python -m pytest
 
-lint: setup  ## ruff
+lint: setup  ## ruff (code and notebooks)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
 
 up: setup  ## start the stack
 	$(BIN)/course up

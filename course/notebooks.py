@@ -131,12 +131,16 @@ def progress_line(index: int, total: int, name: str, width: int = 20) -> str:
 
 
 def run_all(notebooks: Sequence[Path], out_dir: Path = BUILD_DIR, *, keep_going: bool = False,
-            save: bool = False, echo: Callable[[str], None] = print) -> list[NotebookRun]:
+            save: bool = False, echo: Callable[[str], None] | None = None) -> list[NotebookRun]:
     """Execute `notebooks` in order, printing progress and each notebook's time.
 
     Stops at the first failure unless `keep_going`. With `save`, a notebook that passed gets
     its outputs copied back into its source file.
     """
+    def echo_now(text: str) -> None:  # flushed: progress must show live through a pipe too
+        print(text, flush=True)
+
+    echo = echo or echo_now
     runs: list[NotebookRun] = []
     tty = sys.stdout.isatty()
     for index, notebook in enumerate(notebooks):
