@@ -4,29 +4,21 @@ The sample data has mixed-case emails with stray spaces, but no empty city and n
 name. So the check builds the learner's model on a copy of raw.customers with two customers
 added that carry those wrinkles too, through the project's `raw_database` var, and compares
 the view's rows with the cleaned rows computed here in pandas.
-
-The helpers at the top (a private copy of raw tables, a dbt run that reports each node's
-outcome instead of failing at once) serve the dbt checks of lessons 04 to 06 as well.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-
 import pandas as pd
 
-from ..dbt_tools import run_dbt
-from .harness import (
-    CheckContext,
-    ScratchProject,
-    compare_frames,
-    dbt_errors,
-    require_columns,
-    scratch_project,
+from .dbt_checks import (
+    copy_raw_tables,
+    dbt_outcomes,
+    dbt_says,
+    failed_tests,
+    raw_vars,
+    require_model_built,
 )
+from .harness import CheckContext, compare_frames, require_columns, scratch_project
 from .model import Exercise, Fail
 
 MODEL = "stg_shop__customers"
@@ -39,75 +31,6 @@ EXTRA_CUSTOMERS = """
     (902, 'Ada', 'Lovelace  ', 'ADA.LOVELACE@EXAMPLE.COM', 'United Kingdom', ' London ',
      '2024-01-21', '2024-01-21 11:30:00')
 """
-
-
-# --- helpers shared by the dbt checks of lessons 03 to 06 -----------------------------------
-
-@contextmanager
-def scratch_build(ctx: CheckContext) -> Iterator[ScratchProject]:
-    """harness.scratch_project, and afterwards also the empty database `<scratch>` that dbt
-    creates for the profile's own schema (models go to `<scratch>_<layer>`)."""
-    try:
-        with scratch_project(ctx) as project:
-            yield project
-    finally:
-        ctx.drop_database()
-
-
-def copy_raw_tables(ctx: CheckContext, tables: Sequence[str]) -> str:
-    """A fresh database `<scratch>_raw` holding copies (same engine, same rows) of `raw.<t>`
-    for each table; the project's var `raw_database` points a build at it."""
-    database = ctx.fresh_database(f"{ctx.scratch}_raw")
-    for table in tables:
-        ctx.client.command(f"CREATE TABLE `{database}`.`{table}` AS raw.`{table}`")
-        ctx.client.command(f"INSERT INTO `{database}`.`{table}` SELECT * FROM raw.`{table}`")
-    return database
-
-
-def raw_vars(database: str) -> list[str]:
-    """dbt arguments that read the sources from `database` instead of `raw`."""
-    return ["--vars", json.dumps({"raw_database": database})]
-
-
-def dbt_outcomes(project: ScratchProject, *args: str) -> tuple[subprocess.CompletedProcess[str],
-                                                                dict[str, str]]:
-    """Run dbt in the scratch project without failing on a non-zero exit; returns the process
-    and each node's outcome from run_results.json, by name ("success", "error", "pass",
-    "fail", "skipped", ...)."""
-    proc = run_dbt(list(args), project.ctx.settings, target_path=project.root / "target",
-                   log_path=project.root / "logs", schema=project.schema,
-                   project_dir=project.project_dir)
-    results = project.root / "target" / "run_results.json"
-    outcomes: dict[str, str] = {}
-    if results.exists():
-        for result in json.loads(results.read_text(encoding="utf-8")).get("results", []):
-            outcomes[result["unique_id"].split(".")[-1]] = str(result["status"])
-    return proc, outcomes
-
-
-def require_model_built(proc: subprocess.CompletedProcess[str], outcomes: dict[str, str],
-                        models: Sequence[str], what: str) -> None:
-    """Fail with dbt's own error lines unless every model in `models` was built."""
-    broken = [m for m in models if outcomes.get(m) != "success"]
-    if broken:
-        raise Fail(f"{what} failed. dbt says:\n{dbt_says(proc)}")
-
-
-def dbt_says(proc: subprocess.CompletedProcess[str]) -> str:
-    """dbt's error lines, without the note that a scratch copy always parses from scratch."""
-    lines = [line for line in (proc.stdout + proc.stderr).splitlines()
-             if "partial parsing" not in line]
-    said = dbt_errors("\n".join(lines))
-    # A broken contract comes with a table of the columns that differ: keep it.
-    table = [line.strip() for line in lines
-             if line.strip().startswith("|") and "---" not in line]
-    return "\n".join([said, *table])
-
-
-def failed_tests(outcomes: dict[str, str], models: Sequence[str]) -> list[str]:
-    """The data tests that did not pass (everything but the models themselves)."""
-    return sorted(name for name, status in outcomes.items()
-                  if name not in models and status not in ("pass", "success"))
 
 
 # --- exercise 03 ----------------------------------------------------------------------------
@@ -193,7 +116,7 @@ def check_stg_customers(ctx: CheckContext) -> str:
                            f"VALUES {EXTRA_CUSTOMERS}")
         raw = ctx.query(f"SELECT {', '.join(COLUMNS)} FROM `{raw_database}`.customers")
         expected = expected_customers(raw)
-        with scratch_build(ctx) as project:
+        with scratch_project(ctx) as project:
             project.place(f"models/staging/{MODEL}.sql")
             # `cautious`: only the tests of this model alone (not the relationships test of
             # stg_shop__orders, which the scratch build does not have).

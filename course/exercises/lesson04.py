@@ -10,14 +10,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .harness import CheckContext, compare_frames, require_columns
-from .lesson03 import (
-    copy_raw_tables,
-    dbt_outcomes,
-    raw_vars,
-    require_model_built,
-    scratch_build,
-)
+from .dbt_checks import copy_raw_tables, dbt_outcomes, raw_vars, require_model_built
+from .harness import CheckContext, compare_frames, require_columns, scratch_project
 from .model import Exercise, Fail
 
 MODEL = "int_payments_latest_per_order"
@@ -106,7 +100,7 @@ def check_payments_latest(ctx: CheckContext) -> str:
                            f"updated_at) VALUES {EXTRA_PAYMENTS}")
         payments = ctx.query(f"SELECT * FROM `{raw_database}`.pg_payment_transactions FINAL")
         expected = expected_payments(payments)
-        with scratch_build(ctx) as project:
+        with scratch_project(ctx) as project:
             project.place(f"models/intermediate/{MODEL}.sql")
             proc, outcomes = dbt_outcomes(project, "run", "--select", f"+{MODEL}",
                                           *raw_vars(raw_database))

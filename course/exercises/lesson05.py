@@ -11,8 +11,8 @@ import re
 
 import pandas as pd
 
-from .harness import CheckContext, compare_frames, require_columns
-from .lesson03 import dbt_outcomes, dbt_says, scratch_build
+from .dbt_checks import dbt_outcomes, dbt_says
+from .harness import CheckContext, compare_frames, require_columns, scratch_project
 from .model import Exercise, Fail
 
 MODEL = "dim_products"
@@ -116,7 +116,7 @@ def check_dim_products(ctx: CheckContext) -> str:
     products = ctx.query("SELECT * FROM raw.products")
     inventory = ctx.query("SELECT * FROM raw.pg_inventory FINAL")
     expected = expected_products(products, inventory)
-    with scratch_build(ctx) as project:
+    with scratch_project(ctx) as project:
         project.place(f"models/marts/core/{MODEL}.sql")
         proc, outcomes = dbt_outcomes(project, "run", "--select", f"+{MODEL}")
         if outcomes.get(MODEL) != "success":

@@ -7,8 +7,8 @@ scratch fct_orders (it must fail). The verdicts are dbt's own, read from run_res
 
 from __future__ import annotations
 
-from .harness import CheckContext, server_message
-from .lesson03 import dbt_outcomes, dbt_says, scratch_build
+from .dbt_checks import dbt_outcomes, dbt_says
+from .harness import CheckContext, scratch_project, server_message
 from .model import Exercise, Fail
 
 TEST = "assert_paid_within_revenue"
@@ -52,7 +52,7 @@ def check_paid_within_revenue(ctx: CheckContext) -> str:
     paid more than its revenue is planted in it."""
     ctx.learner_text()
     ctx.require_tables("raw.orders", "raw.pg_payment_transactions", lesson="02")
-    with scratch_build(ctx) as project:
+    with scratch_project(ctx) as project:
         project.place(f"tests/{TEST}.sql")
         # Build what the test reads, then run only this test (`empty`: none of the models'
         # own tests, which the lessons already ran).
