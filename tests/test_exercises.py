@@ -21,7 +21,7 @@ from conftest import restore_sample
 pytestmark = pytest.mark.slow
 
 BROKEN = {".sql": "SELEC order_id FROM raw.orders WHERE", ".py": "import airflow\nfrom = 1\n"}
-CRASH = "could not run"  # the runner's words when a check itself raised
+CRASH = "The check could not run"  # the runner's words when a check itself raised
 
 
 def fingerprint(folder: Path) -> dict[str, str]:
