@@ -170,9 +170,11 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     from .exercises.runner import check_all, summary_table
 
     if args.list:
+        name_width = max(len(e.name) for e in EXERCISES)
+        kind_width = max(len(e.kind) for e in EXERCISES)
         for exercise in EXERCISES:
-            print(f"{exercise.name:<24} {exercise.kind:<12} exercises/{exercise.file:<32} "
-                  f"{exercise.title}")
+            print(f"{exercise.name:<{name_width}}  {exercise.kind:<{kind_width}}  "
+                  f"{exercise.title} (exercises/{exercise.file})")
         return 0
     if not args.exercises and not args.all:
         print("error: name an exercise (`course check 01`), or use --all or --list",
