@@ -30,39 +30,14 @@ from clickhouse_connect.driver.client import Client
 
 from . import clients
 from .datagen import generate
-from .loaders.clickhouse import Staging, stage_csv
-from .loaders.schema import ORDER_ITEMS, ORDERS, DataFile
+from .loaders.clickhouse import Staging, run_init_sql, stage_csv
+from .loaders.schema import ORDER_ITEMS, ORDERS, RAW_DB, DataFile
 from .settings import Settings, load_settings
 
 SCALE_DB = "scale"
-# The raw tables' definitions (stack/clickhouse/init/01_raw_tables.sql) in the `scale`
-# database: the lesson measures the layout the course really uses.
-TABLES: dict[str, tuple[DataFile, str]] = {
-    "orders": (ORDERS, """
-        CREATE TABLE IF NOT EXISTS scale.orders
-        (
-            order_id UInt64,
-            customer_id UInt32,
-            order_ts DateTime,
-            status LowCardinality(String),
-            updated_at DateTime
-        )
-        ENGINE = MergeTree
-        PARTITION BY toYYYYMM(order_ts)
-        ORDER BY (order_ts, order_id)"""),
-    "order_items": (ORDER_ITEMS, """
-        CREATE TABLE IF NOT EXISTS scale.order_items
-        (
-            order_item_id UInt64,
-            order_id UInt64,
-            product_id UInt32,
-            quantity UInt16,
-            unit_price Decimal(10, 2),
-            discount_pct Decimal(5, 2)
-        )
-        ENGINE = MergeTree
-        ORDER BY (order_id, order_item_id)"""),
-}
+# The tables of the raw layer, copied with their definitions (engine, keys, partitions) into
+# the `scale` database: the lesson measures the layout the course really uses.
+TABLES: dict[str, DataFile] = {"orders": ORDERS, "order_items": ORDER_ITEMS}
 ROWS_FILE = "rows.json"  # written last: its presence means the generated set is complete
 WAIT = {"mutations_sync": 2}  # an ALTER returns once its mutation is done
 # ClickHouse remembers which granules matched a filter before (the query condition cache) and
@@ -112,21 +87,22 @@ def ensure_scale_data(orders: int = 1_000_000, seed: int = 0, client: Client | N
     settings = settings or load_settings()
     client = client or clients.clickhouse(settings)
     folder, rows = ensure_dataset(orders, seed, settings)
+    run_init_sql(client)  # the raw tables' definitions (idempotent), to copy below
     client.command(f"CREATE DATABASE IF NOT EXISTS {SCALE_DB}")
-    for _, ddl in TABLES.values():
-        client.command(ddl)
+    for table in TABLES:
+        client.command(f"CREATE TABLE IF NOT EXISTS {SCALE_DB}.{table} AS {RAW_DB}.{table}")
     remove_extras(client)
     tag = dataset_tag(orders, seed)
     loaded = client.query_df(
         "SELECT name, total_rows, comment FROM system.tables "
         f"WHERE database = '{SCALE_DB}' AND name IN ({', '.join(repr(t) for t in TABLES)})")
     current = {r.name: (int(r.total_rows or 0), r.comment) for r in loaded.itertuples()}
-    wanted = {table: rows[spec.path] for table, (spec, _) in TABLES.items()}
+    wanted = {table: rows[spec.path] for table, spec in TABLES.items()}
     if all(current.get(t) == (n, tag) for t, n in wanted.items()):
         return wanted
     started = time.perf_counter()
     with Staging(client, SCALE_DB) as staging:
-        for table, (spec, _) in TABLES.items():
+        for table, spec in TABLES.items():
             stage_csv(client, staging, folder / spec.path, spec, table)
             # One part per partition: a fixed layout, so rows read do not vary run to run.
             client.command(f"OPTIMIZE TABLE {staging.staged(table)} FINAL")

@@ -7,7 +7,6 @@ import json
 import subprocess
 from collections.abc import Sequence
 
-from ..dbt_tools import run_dbt
 from .harness import CheckContext, ScratchProject, dbt_errors
 from .model import Fail
 
@@ -32,9 +31,7 @@ def dbt_outcomes(project: ScratchProject, *args: str) -> tuple[subprocess.Comple
     """Run dbt in the scratch project without failing on a non-zero exit; returns the process
     and each node's outcome from run_results.json, by name ("success", "error", "pass",
     "fail", "skipped", ...)."""
-    proc = run_dbt(list(args), project.ctx.settings, target_path=project.root / "target",
-                   log_path=project.root / "logs", schema=project.schema,
-                   project_dir=project.project_dir)
+    proc = project.run(*args)
     results = project.root / "target" / "run_results.json"
     outcomes: dict[str, str] = {}
     if results.exists():

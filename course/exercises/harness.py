@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -241,11 +242,17 @@ class ScratchProject:
         target.write_text(text, encoding="utf-8")
         return target
 
-    def dbt(self, *args: str, what: str, extra_env: dict[str, str] | None = None) -> str:
-        """Run dbt in the copy; Fail with dbt's own error lines when it fails."""
-        proc = run_dbt(list(args), self.ctx.settings, target_path=self.root / "target",
+    def run(self, *args: str,
+            extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run dbt in the copy, into its own databases and target folder; never raises for a
+        non-zero exit (look at `returncode`)."""
+        return run_dbt(list(args), self.ctx.settings, target_path=self.root / "target",
                        log_path=self.root / "logs", schema=self.schema,
                        project_dir=self.project_dir, extra_env=extra_env)
+
+    def dbt(self, *args: str, what: str, extra_env: dict[str, str] | None = None) -> str:
+        """Run dbt in the copy; Fail with dbt's own error lines when it fails."""
+        proc = self.run(*args, extra_env=extra_env)
         if proc.returncode != 0:
             raise Fail(f"{what} failed. dbt says:\n{dbt_errors(proc.stdout + proc.stderr)}")
         return proc.stdout

@@ -20,7 +20,7 @@ import re
 
 import pandas as pd
 
-from ..dbt_tools import run_dbt
+from .dbt_checks import copy_raw_tables, raw_vars
 from .harness import (
     CheckContext,
     ScratchProject,
@@ -37,14 +37,6 @@ RAW_TABLES = ("orders", "order_items", "products")  # what int_orders_with_reven
 COLUMNS = ["order_id", "customer_id", "order_date", "status", "revenue", "net_revenue",
            "updated_at"]
 AUDIT = "dbt_invocation_id"
-
-
-def copy_raw_tables(ctx: CheckContext, raw_db: str) -> None:
-    """Scratch copies of the raw tables the model reads: same structure and engine, same rows."""
-    ctx.fresh_database(raw_db)
-    for table in RAW_TABLES:
-        ctx.client.command(f"CREATE TABLE `{raw_db}`.{table} AS raw.{table}")
-        ctx.client.command(f"INSERT INTO `{raw_db}`.{table} SELECT * FROM raw.{table}")
 
 
 def change_orders(ctx: CheckContext, raw_db: str) -> tuple[list[int], list[int]]:
@@ -97,10 +89,7 @@ def change_orders(ctx: CheckContext, raw_db: str) -> tuple[list[int], list[int]]
 def build(scratch: ScratchProject, raw_db: str, select: str, what: str) -> None:
     """One dbt run of the model (with what it needs) on the scratch raw tables; a failure
     becomes a hint, with a targeted one for a filter that runs on the first build."""
-    proc = run_dbt(["run", "--select", select, "--vars", f"{{raw_database: {raw_db}}}"],
-                   scratch.ctx.settings, target_path=scratch.root / "target",
-                   log_path=scratch.root / "logs", schema=scratch.schema,
-                   project_dir=scratch.project_dir)
+    proc = scratch.run("run", "--select", select, *raw_vars(raw_db))
     if proc.returncode == 0:
         return
     # dbt names the copy in the scratch project; the learner knows their own file.
@@ -119,8 +108,7 @@ def failure_lines(output: str) -> str:
     if "Encountered an error:" in output:
         block = output.split("Encountered an error:", 1)[1].strip().splitlines()
         return "\n".join(line.rstrip() for line in block[:8])
-    lines = dbt_errors(output).splitlines()
-    return "\n".join(line for line in lines if "partial pars" not in line)
+    return dbt_errors(output)
 
 
 def read_model(ctx: CheckContext, database: str) -> pd.DataFrame:
@@ -158,11 +146,11 @@ def check_order_revenue(ctx: CheckContext) -> str:
     orders, its incremental run wrote only those orders, and it kept its table."""
     ctx.require_tables(*(f"raw.{t}" for t in RAW_TABLES), lesson="02")
     ctx.learner_text()
-    raw_db, database = f"{ctx.scratch}_raw", ctx.scratch
+    database = ctx.scratch
     with scratch_project(ctx) as scratch:
         try:
             scratch.place(MODEL_PATH)
-            copy_raw_tables(ctx, raw_db)
+            raw_db = copy_raw_tables(ctx, RAW_TABLES)
             build(scratch, raw_db, f"+{MODEL}", "The first build of your model")
             intermediate = scratch.database("intermediate")
             expected_sql = (f"SELECT {', '.join(COLUMNS)} FROM `{intermediate}`."
@@ -188,8 +176,7 @@ def check_order_revenue(ctx: CheckContext) -> str:
                            "incremental_strategy='delete+insert' to delete and insert only "
                            "the changed rows in place.")
         finally:
-            ctx.drop_database(raw_db)
-            ctx.drop_database(database)
+            ctx.drop_database(f"{ctx.scratch}_raw")
     return (f"{MODEL} equals a full recomputation after {len(new_ids)} new and "
             f"{len(changed_ids)} changed orders, and the incremental run wrote only those "
             f"{len(new_ids) + len(changed_ids)} rows into the same table (delete+insert on "
